@@ -1,0 +1,3 @@
+from n8nctl.cli.main import main
+
+main()

@@ -1,0 +1,470 @@
+"""The bridge's HTTP API: FastAPI app factory and routes. Contract in docs/CONTRACTS.md."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException
+
+from n8nctl import __version__
+from n8nctl.bridge.errors import ApiError, error_response
+from n8nctl.bridge.models import (
+    CallbackState,
+    CancelRequest,
+    ErrorBody,
+    JobRequest,
+    JobResponse,
+    JobView,
+    N8nResult,
+)
+from n8nctl.bridge.runtime import Bridge
+from n8nctl.contract import request_hash
+from n8nctl.registry import Registry, WorkflowEntry
+from n8nctl.settings import Settings
+from n8nctl.signing import SignatureError, verify
+from n8nctl.store import NewJob
+from n8nctl.store.schema import Row
+
+log = logging.getLogger("n8nctl.bridge")
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _body(schemas: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI requestBody for routes that read the raw body themselves (signatures need the bytes).
+    The model's schema is collected into `schemas` for the components section."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(schema.pop("$defs", {}))
+    schemas[model.__name__] = schema
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": ErrorBody} for code in codes}
+
+
+SIGNED = _errors(401, 413)
+
+
+def create_app(
+    settings: Settings,
+    registry: Registry,
+    *,
+    workers: bool = True,
+    n8n_transport: httpx.AsyncBaseTransport | None = None,
+    callback_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    bridge = Bridge(settings, registry, n8n_transport=n8n_transport, callback_transport=callback_transport)
+    schemas: dict[str, Any] = {}
+    body = partial(_body, schemas)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await bridge.start(workers=workers)
+        try:
+            yield
+        finally:
+            await bridge.stop()
+
+    app = FastAPI(title="n8nctl bridge", version=__version__, lifespan=lifespan)
+    app.state.bridge = bridge
+    _install_error_handlers(app, bridge)
+
+    @app.post(
+        "/v1/jobs",
+        status_code=202,
+        response_model=JobResponse,
+        openapi_extra=body(JobRequest),
+        responses={200: {"model": JobResponse}, **SIGNED, **_errors(400, 403, 409, 422, 423, 429, 503)},
+    )
+    async def submit_job(request: Request) -> Response:
+        """Accept a job. 202 once it is durably stored; 200 for a repeat of an accepted request."""
+        raw = await _read_body(request, settings.bridge_max_body_bytes)
+        data = _json(raw)
+        client_id = request.headers.get("x-client-id") or (
+            data.get("client_id") if isinstance(data, dict) else None
+        )
+        _authenticate_client(bridge, str(client_id or ""), request, raw)
+        job = _model(JobRequest, data)
+        if job.client_id != client_id:
+            raise ApiError("CLIENT_MISMATCH", "client_id in the body is not the signing client")
+        bridge.check_rate(job.client_id)
+        fingerprint = request_hash(job.model_dump(mode="json"))
+        try:
+            entry = await _admit(bridge, job)
+        except ApiError:
+            stored = await asyncio.to_thread(bridge.store.get_job, job.job_id)
+            if stored and stored["client_id"] == job.client_id and stored["request_hash"] == fingerprint:
+                return _job_response(stored, registry, 200)  # a retry of an accepted job stays accepted
+            raise
+        now = datetime.now(UTC)
+        row = {
+            "job_id": job.job_id,
+            "client_id": job.client_id,
+            "workflow_key": job.workflow_key,
+            "priority": job.priority,
+            "timeout_seconds": job.timeout_seconds,
+            "inputs": job.inputs,
+            "callback_url": str(job.callback_url),
+            "metadata": job.metadata,
+            "user_id": _user_id(job.metadata),
+            "request_hash": fingerprint,
+            "retention_days": entry.retention_days,
+            "accepted_at": now,
+            "deadline_at": now + timedelta(seconds=job.timeout_seconds),
+        }
+        outcome = await bridge.submit(NewJob(row))
+        if outcome.created:
+            bridge.metrics.accepted.labels(job.workflow_key).inc()
+            return _job_response(outcome.job, registry, 202)
+        if outcome.job["client_id"] == job.client_id and outcome.job["request_hash"] == fingerprint:
+            return _job_response(outcome.job, registry, 200)
+        raise ApiError(
+            "IDEMPOTENCY_CONFLICT", f"job_id {job.job_id} was already used for a different request"
+        )
+
+    @app.get("/v1/jobs/{job_id}", response_model=JobView, responses={**SIGNED, **_errors(404)})
+    async def get_job(job_id: str, request: Request) -> Response:
+        """A job's full state, for its own client (signed GET: empty body, X-Client-Id)."""
+        return _job_response(await _own_job(bridge, request, job_id, b""), registry, 200, full=True)
+
+    @app.get("/v1/jobs/{job_id}/status", response_model=JobView, responses={**SIGNED, **_errors(404)})
+    async def get_job_status(job_id: str, request: Request) -> Response:
+        """Same as GET /v1/jobs/{job_id}."""
+        return _job_response(await _own_job(bridge, request, job_id, b""), registry, 200, full=True)
+
+    @app.post(
+        "/v1/jobs/{job_id}/cancel",
+        response_model=JobView,
+        openapi_extra=body(CancelRequest),
+        responses={**SIGNED, **_errors(400, 403, 404, 409, 422)},
+    )
+    async def cancel_job(job_id: str, request: Request) -> Response:
+        """Cancel a pending or running job; n8n's execution is stopped where n8n supports it."""
+        raw = await _read_body(request, settings.bridge_max_body_bytes)
+        data = _json(raw)
+        client_id = request.headers.get("x-client-id") or (
+            data.get("client_id") if isinstance(data, dict) else None
+        )
+        await _own_job(bridge, request, job_id, raw, client_id=str(client_id or ""))
+        body = _model(CancelRequest, data)
+        if body.client_id != client_id:
+            raise ApiError("CLIENT_MISMATCH", "client_id in the body is not the signing client")
+        changed, job = await asyncio.to_thread(
+            bridge.store.cancel, job_id, reason=body.reason, actor=body.client_id
+        )
+        assert job is not None
+        if not changed:
+            raise ApiError(
+                "JOB_ALREADY_FINISHED",
+                f"job {job_id} is already {job['status']}",
+                detail={"status": job["status"]},
+            )
+        bridge.metrics.finished.labels(job["workflow_key"], "cancelled").inc()
+        bridge.wake_dispatch.set()
+        await bridge.stop_execution(job["execution_id"])
+        stored = await asyncio.to_thread(bridge.store.get_job, job_id)
+        assert stored is not None
+        return _job_response(stored, registry, 200, full=True)
+
+    @app.post(
+        "/v1/callbacks/n8n", openapi_extra=body(N8nResult), responses={**SIGNED, **_errors(400, 404, 422)}
+    )
+    async def n8n_result(request: Request) -> JSONResponse:
+        """A workflow's result, signed with BRIDGE_N8N_CALLBACK_SECRET. Recorded, then forwarded."""
+        raw = await _read_body(request, settings.bridge_max_body_bytes)
+        _verify(bridge, "n8n", (settings.bridge_n8n_callback_secret.get_secret_value(),), request, raw)
+        result = _model(N8nResult, _json(raw))
+        row = result.model_dump()
+        row["audit"] = [entry.model_dump() for entry in result.audit]
+        outcome = await asyncio.to_thread(bridge.store.record_result, row)
+        if outcome == "unknown":
+            raise ApiError("JOB_NOT_FOUND", f"no job {result.job_id}")
+        if outcome == "finished":
+            job = await asyncio.to_thread(bridge.store.get_job, result.job_id)
+            assert job is not None
+            bridge.metrics.finished.labels(job["workflow_key"], result.status).inc()
+            bridge.wake_delivery.set()
+            bridge.wake_dispatch.set()
+        return JSONResponse({"job_id": result.job_id, "recorded": outcome})
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", responses=_errors(503))
+    async def readyz() -> JSONResponse:
+        """Ready when the store answers. n8n's state is reported, not required: jobs queue while it is down."""
+        try:
+            await asyncio.to_thread(bridge.store.ping)
+        except OperationalError:
+            return error_response("NOT_READY", "the job store does not answer", {"store": False})
+        n8n = await bridge.n8n.ready()
+        return JSONResponse({"status": "ok", "store": True, "n8n": n8n})
+
+    @app.get("/v1/meta")
+    async def meta() -> dict[str, Any]:
+        """Version, workflows with enabled/killed state, and limits."""
+        killed_all, killed = await bridge.killed()
+        return {
+            "version": __version__,
+            "killed_all": killed_all,
+            "workflows": [
+                {
+                    "workflow_key": key,
+                    "description": e.description,
+                    "enabled": e.enabled,
+                    "killed": killed_all or key in killed,
+                    "max_timeout_seconds": _max_timeout(settings, e),
+                    "max_concurrency": e.max_concurrency,
+                    "has_inputs_schema": e.inputs_schema is not None,
+                }
+                for key, e in registry.workflows.items()
+            ],
+            "limits": {
+                "max_body_bytes": settings.bridge_max_body_bytes,
+                "rate_limit": settings.bridge_rate_limit,
+                "max_timeout_seconds": settings.bridge_max_timeout_seconds,
+                "signature_tolerance_seconds": 300,
+            },
+        }
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        body = await asyncio.to_thread(bridge.metrics.render)
+        return Response(body, media_type="text/plain; version=0.0.4")
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(schemas)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+# -- request helpers -----------------------------------------------------------------------------------
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ApiError("PAYLOAD_TOO_LARGE", f"request body is over {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError("PAYLOAD_TOO_LARGE", f"request body is over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise ApiError("MALFORMED_JSON", "request body is not valid JSON") from None
+
+
+def _model(model: type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(
+            "VALIDATION_ERROR",
+            "request body does not match the contract",
+            detail=_validation_detail(exc.errors()),
+        ) from None
+
+
+def _validation_detail(errors: Any) -> list[dict[str, str]]:
+    return [{"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in list(errors)[:10]]
+
+
+def _verify(bridge: Bridge, who: str, secrets: tuple[str, ...], request: Request, raw: bytes) -> None:
+    if not any(secrets):
+        raise ApiError("UNKNOWN_CLIENT", f"no secret is configured for {who}")
+    try:
+        verified = verify(secrets, request.headers, raw)
+    except SignatureError as exc:
+        raise ApiError(exc.code, str(exc)) from None
+    if bridge.replays.seen(f"{who}:{verified.msg_id}"):
+        raise ApiError("SIGNATURE_REPLAYED", "this webhook-id was already used; sign each request anew")
+
+
+def _authenticate_client(bridge: Bridge, client_id: str, request: Request, raw: bytes) -> None:
+    secrets = bridge.settings.client_secrets.get(client_id)
+    if not secrets:
+        raise ApiError("UNKNOWN_CLIENT", "unknown client: name it in X-Client-Id and sign with its secret")
+    _verify(bridge, f"client:{client_id}", secrets, request, raw)
+
+
+async def _own_job(
+    bridge: Bridge, request: Request, job_id: str, raw: bytes, *, client_id: str | None = None
+) -> Row:
+    """Authenticate the caller and return its job; another client's job is indistinguishable from none."""
+    client_id = client_id if client_id is not None else request.headers.get("x-client-id", "")
+    _authenticate_client(bridge, client_id, request, raw)
+    job = await asyncio.to_thread(bridge.store.get_job, job_id)
+    if job is None or job["client_id"] != client_id:
+        raise ApiError("JOB_NOT_FOUND", f"no job {job_id} for client {client_id}")
+    return job
+
+
+def _max_timeout(settings: Settings, entry: WorkflowEntry) -> int:
+    return min(entry.max_timeout_seconds, settings.bridge_max_timeout_seconds)
+
+
+async def _admit(bridge: Bridge, job: JobRequest) -> WorkflowEntry:
+    """Every policy check on a well-formed, authenticated request; raises ApiError on the first failure."""
+    entry = bridge.registry.workflows.get(job.workflow_key)
+    if entry is None:
+        raise ApiError(
+            "UNKNOWN_WORKFLOW",
+            f"workflow_key {job.workflow_key!r} is not in the registry",
+            detail={"known": sorted(bridge.registry.workflows)},
+        )
+    if not entry.enabled:
+        raise ApiError("WORKFLOW_DISABLED", f"workflow {job.workflow_key} is disabled in the registry")
+    if not entry.allows(job.client_id):
+        raise ApiError("WORKFLOW_NOT_ALLOWED", f"client {job.client_id} may not run {job.workflow_key}")
+    killed_all, killed = await bridge.killed()
+    if killed_all:
+        raise ApiError(
+            "N8N_KILLED",
+            "the kill-switch for all workflows is on; retry after it is revived",
+            headers={"Retry-After": "60"},
+        )
+    if job.workflow_key in killed:
+        raise ApiError("WORKFLOW_KILLED", f"workflow {job.workflow_key} is stopped by the kill-switch")
+    limit = _max_timeout(bridge.settings, entry)
+    if job.timeout_seconds > limit:
+        raise ApiError(
+            "TIMEOUT_TOO_LARGE",
+            f"timeout_seconds {job.timeout_seconds} is over the maximum {limit}",
+            detail={"max_timeout_seconds": limit},
+        )
+    if problems := entry.input_errors(job.inputs):
+        raise ApiError("INPUTS_INVALID", f"inputs do not match {job.workflow_key}'s schema", detail=problems)
+    url = urlsplit(str(job.callback_url))
+    if url.scheme != "https" and (url.hostname or "").lower() not in bridge.settings.http_callback_hosts:
+        raise ApiError(
+            "CALLBACK_URL_NOT_ALLOWED",
+            f"callback_url must be https (plain http only for {sorted(bridge.settings.http_callback_hosts)})",
+        )
+    return entry
+
+
+def _user_id(metadata: dict[str, Any]) -> str | None:
+    user = metadata.get("user_id")
+    return str(user)[:128] if user is not None else None
+
+
+_MESSAGES = {
+    "pending": "accepted; waiting for n8n",
+    "running": "running in n8n",
+    "success": "completed",
+    "cancelled": "cancelled",
+}
+
+
+def _job_response(job: Row, registry: Registry, status_code: int, *, full: bool = False) -> Response:
+    entry = registry.workflows.get(job["workflow_key"])
+    estimate = job["completed_at"] or (
+        job["accepted_at"] + timedelta(seconds=entry.expected_duration_seconds) if entry else None
+    )
+    message = job["error_message"] if job["status"] == "failed" else _MESSAGES[job["status"]]
+    base = {
+        "job_id": job["job_id"],
+        "status": job["status"],
+        "message": message,
+        "accepted_at": job["accepted_at"],
+        "estimated_completion": estimate,
+    }
+    model: BaseModel = JobResponse(**base)
+    if full:
+        delivery = job.get("delivery")
+        callback = (
+            CallbackState(
+                state=delivery["state"],
+                webhook_id=delivery["message_id"],
+                attempts=delivery["attempts"],
+                last_status_code=delivery["last_status_code"],
+                last_error=delivery["last_error"],
+                next_attempt_at=delivery["next_attempt_at"] if delivery["state"] == "pending" else None,
+                delivered_at=delivery["delivered_at"],
+            )
+            if delivery
+            else None
+        )
+        model = JobView(
+            **base,
+            callback=callback,
+            **{
+                k: job[k]
+                for k in (
+                    "client_id",
+                    "workflow_key",
+                    "priority",
+                    "timeout_seconds",
+                    "deadline_at",
+                    "started_at",
+                    "completed_at",
+                    "execution_id",
+                    "error_code",
+                    "error_message",
+                    "outputs",
+                )
+            },
+        )
+    return Response(model.model_dump_json(), status_code=status_code, media_type="application/json")
+
+
+def _install_error_handlers(app: FastAPI, bridge: Bridge) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        bridge.metrics.rejected.labels(exc.error_code).inc()
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(
+            "VALIDATION_ERROR", "request does not match the contract", _validation_detail(exc.errors())
+        )
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 405:
+            return error_response("METHOD_NOT_ALLOWED", "method not allowed on this path")
+        return error_response("NOT_FOUND", "no such endpoint")
+
+    @app.exception_handler(OperationalError)
+    async def store_error(_: Request, exc: OperationalError) -> JSONResponse:
+        log.error("job store error: %s", type(exc.orig).__name__)
+        return error_response(
+            "STORE_UNAVAILABLE", "the job store is unavailable; retry shortly", headers={"Retry-After": "5"}
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return error_response("INTERNAL_ERROR", "unexpected error; it is logged on the bridge")

@@ -1,0 +1,289 @@
+"""Bridge: everything one bridge process holds (no module globals), and its background workers.
+
+Workers are loops over the database: intake (group commit), dispatch to n8n, the deadline sweeper
+and the callback outbox. Each wakes on an event or every poll interval, so a job written by another
+replica, or left behind by a crash, is picked up again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from limits import parse
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from n8nctl.adapters.n8n import DispatchError, N8nClient
+from n8nctl.bridge.errors import ApiError
+from n8nctl.bridge.metrics import Metrics
+from n8nctl.registry import Registry
+from n8nctl.settings import Settings
+from n8nctl.signing import ReplayGuard, sign_headers
+from n8nctl.store import NewJob, Store, SubmitOutcome
+from n8nctl.store.schema import Row
+from n8nctl.store.store import GLOBAL_SWITCH
+
+log = logging.getLogger("n8nctl.bridge")
+
+DISPATCH_LEASE = timedelta(seconds=60)
+MAX_DISPATCH_BACKOFF = 30.0
+SWITCH_CACHE_SECONDS = 0.5
+BATCH_LIMIT = 128
+
+
+class Bridge:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        *,
+        n8n_transport: httpx.AsyncBaseTransport | None = None,
+        callback_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings, self.registry = settings, registry
+        self.store = Store(settings.database_url)
+        self.n8n = N8nClient(
+            settings.n8n_base_url,
+            api_key=settings.n8n_api_key.get_secret_value(),
+            webhook_header=settings.bridge_n8n_webhook_header,
+            webhook_token=settings.bridge_n8n_webhook_token.get_secret_value(),
+            transport=n8n_transport,
+        )
+        self.callbacks = httpx.AsyncClient(
+            timeout=settings.bridge_callback_timeout_seconds,
+            transport=callback_transport,
+            follow_redirects=False,
+        )
+        self.replays = ReplayGuard()
+        self.rate_item = parse(settings.bridge_rate_limit)
+        self.limiter = MovingWindowRateLimiter(storage_from_string(settings.bridge_rate_limit_storage))
+        self.metrics = Metrics(self.store.queue_depth)
+        self.wake_dispatch, self.wake_delivery = asyncio.Event(), asyncio.Event()
+        self._intake: asyncio.Queue[tuple[NewJob, asyncio.Future[SubmitOutcome]]] = asyncio.Queue()
+        self._switches: tuple[float, dict[str, Row]] = (0.0, {})
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    async def start(self, *, workers: bool = True) -> None:
+        await asyncio.to_thread(self.store.migrate)
+        self._spawn(self._intake_loop())
+        if workers:
+            for loop in (self._dispatch_loop, self._delivery_loop, self._sweep_loop):
+                self._spawn(self._forever(loop))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.n8n.aclose()
+        await self.callbacks.aclose()
+        self.store.close()
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _forever(self, step: Callable[[], Awaitable[None]]) -> None:
+        """Run one worker step after another; a failing step is logged and retried, never fatal."""
+        while True:
+            try:
+                await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("worker %s failed; retrying", step.__name__)
+                await asyncio.sleep(self.settings.bridge_poll_interval_seconds)
+
+    async def _wait(self, event: asyncio.Event) -> None:
+        try:
+            await asyncio.wait_for(event.wait(), self.settings.bridge_poll_interval_seconds)
+        except TimeoutError:
+            pass
+        event.clear()
+
+    # -- policy helpers used by the API ---------------------------------------------------------------
+
+    def check_rate(self, client_id: str) -> None:
+        if self.limiter.hit(self.rate_item, client_id):
+            return
+        reset = self.limiter.get_window_stats(self.rate_item, client_id).reset_time
+        retry_after = max(1, int(reset - time.time()) + 1)
+        raise ApiError(
+            "RATE_LIMITED",
+            f"client {client_id} is over {self.settings.bridge_rate_limit}",
+            detail={"retry_after_seconds": retry_after},
+            headers={"Retry-After": str(retry_after)},
+        )
+
+    async def switches(self) -> dict[str, Row]:
+        """Kill-switch state, re-read from the store at most every SWITCH_CACHE_SECONDS."""
+        read_at, cached = self._switches
+        if time.monotonic() - read_at > SWITCH_CACHE_SECONDS:
+            cached = await asyncio.to_thread(self.store.switch_states)
+            self._switches = (time.monotonic(), cached)
+        return cached
+
+    async def killed(self) -> tuple[bool, set[str]]:
+        states = await self.switches()
+        killed = {key for key, row in states.items() if row["killed"]}
+        return GLOBAL_SWITCH in killed, killed - {GLOBAL_SWITCH}
+
+    # -- intake: group commit -------------------------------------------------------------------------
+
+    async def submit(self, job: NewJob) -> SubmitOutcome:
+        """Store a job durably. Concurrent submissions share one transaction (one fsync)."""
+        future: asyncio.Future[SubmitOutcome] = asyncio.get_running_loop().create_future()
+        self._intake.put_nowait((job, future))
+        outcome = await future
+        if outcome.created:
+            self.wake_dispatch.set()
+        return outcome
+
+    async def _intake_loop(self) -> None:
+        while True:
+            batch = [await self._intake.get()]
+            while len(batch) < BATCH_LIMIT and not self._intake.empty():
+                batch.append(self._intake.get_nowait())
+            try:
+                outcomes = await asyncio.to_thread(self.store.submit_batch, [job for job, _ in batch])
+            except Exception as exc:  # every waiter gets the failure; nothing was committed
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            self.metrics.intake_batch.observe(len(batch))
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if not future.done():
+                    future.set_result(outcome)
+
+    # -- dispatch to n8n ------------------------------------------------------------------------------
+
+    async def _dispatch_loop(self) -> None:
+        await self._wait(self.wake_dispatch)
+        killed_all, killed = await self.killed()
+        caps = (
+            {}
+            if killed_all
+            else {
+                key: entry.max_concurrency
+                for key, entry in self.registry.workflows.items()
+                if entry.enabled and key not in killed
+            }
+        )
+        claimed = await asyncio.to_thread(self.store.claim_for_dispatch, caps, limit=32, lease=DISPATCH_LEASE)
+        for job in claimed:
+            self._spawn(self._dispatch_one(job))
+
+    async def _dispatch_one(self, job: Row) -> None:
+        entry = self.registry.workflows[job["workflow_key"]]
+        payload = {
+            "job_id": job["job_id"],
+            "workflow_key": job["workflow_key"],
+            "client_id": job["client_id"],
+            "inputs": job["inputs"],
+            "metadata": job["metadata"],
+            "priority": job["priority"],
+            "deadline_at": job["deadline_at"].isoformat(),
+            "callback_url": self.settings.bridge_public_url.rstrip("/") + "/v1/callbacks/n8n",
+        }
+        try:
+            execution_id = await self.n8n.trigger(entry.webhook_path, payload)
+        except DispatchError as exc:
+            self.metrics.dispatches.labels("failed").inc()
+            backoff = min(MAX_DISPATCH_BACKOFF, 2.0 ** job["dispatch_attempts"])
+            retry_at = datetime.now(UTC) + timedelta(seconds=backoff)
+            log.warning(
+                "dispatch of job %s failed (attempt %d): %s", job["job_id"], job["dispatch_attempts"], exc
+            )
+            await asyncio.to_thread(self.store.mark_dispatch_failed, job, retry_at=retry_at, error=str(exc))
+            return
+        self.metrics.dispatches.labels("accepted").inc()
+        await asyncio.to_thread(self.store.mark_running, job, execution_id)
+
+    # -- deadlines ------------------------------------------------------------------------------------
+
+    async def _sweep_loop(self) -> None:
+        await asyncio.sleep(self.settings.bridge_poll_interval_seconds)
+        expired = await asyncio.to_thread(self.store.expire_overdue)
+        for job in expired:
+            self.metrics.finished.labels(job["workflow_key"], "failed").inc()
+            if job["execution_id"]:
+                await self.n8n.stop_execution(job["execution_id"])
+        if expired:
+            self.wake_delivery.set()
+            self.wake_dispatch.set()
+
+    async def stop_execution(self, execution_id: str | None) -> None:
+        if execution_id:
+            await self.n8n.stop_execution(execution_id)
+
+    # -- callback outbox ------------------------------------------------------------------------------
+
+    async def _delivery_loop(self) -> None:
+        await self._wait(self.wake_delivery)
+        lease = timedelta(seconds=self.settings.bridge_callback_timeout_seconds * 3)
+        for delivery in await asyncio.to_thread(self.store.claim_deliveries, limit=32, lease=lease):
+            self._spawn(self._deliver_one(delivery))
+
+    async def _deliver_one(self, delivery: Row) -> None:
+        body = delivery["payload"].encode()
+        headers = sign_headers(
+            self.settings.bridge_callback_signing_secret.get_secret_value(),
+            body,
+            msg_id=delivery["message_id"],
+        )
+        headers["content-type"] = "application/json"
+        status: int | None = None
+        retry_after: float | None = None
+        try:
+            response = await self.callbacks.post(delivery["url"], content=body, headers=headers)
+            status, error = response.status_code, None if response.is_success else response.text[:200]
+            retry_after = _retry_after(response.headers.get("retry-after"))
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:200]
+        schedule = self.settings.retry_schedule
+        retry_at = None
+        if status is not None and 200 <= status < 300:
+            state = "delivered"
+        elif status == 410:
+            state = "stopped"
+        elif delivery["attempts"] >= len(schedule):
+            state = "dead"
+        else:
+            state = "pending"
+            delay = schedule[delivery["attempts"]] * random.uniform(0.8, 1.2)  # noqa: S311 (jitter)
+            if retry_after is not None:
+                delay = min(retry_after, max(schedule))
+            retry_at = datetime.now(UTC) + timedelta(seconds=delay)
+        self.metrics.callbacks.labels(state).inc()
+        await asyncio.to_thread(
+            self.store.delivery_result,
+            delivery,
+            state=state,
+            status_code=status,
+            error=error,
+            retry_at=retry_at,
+        )
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())

@@ -1,0 +1,77 @@
+"""workflows/registry.json: which workflows exist, who may run them, and their limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from n8nctl.errors import ConfigError
+
+RETENTION_DAYS = {"standard": 90, "financial": 365}
+
+
+class WorkflowEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    template: str
+    webhook_path: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9/_-]*$")
+    description: str
+    enabled: bool = True
+    max_timeout_seconds: int = Field(ge=1)
+    max_concurrency: int = Field(default=4, ge=1)
+    expected_duration_seconds: int = Field(default=30, ge=0)
+    retention: Literal["standard", "financial"] = "standard"
+    allowed_clients: tuple[str, ...] = Field(min_length=1)
+    inputs_schema: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _schema_is_valid(self) -> WorkflowEntry:
+        if self.inputs_schema is not None:
+            try:
+                Draft202012Validator.check_schema(self.inputs_schema)
+            except SchemaError as exc:
+                raise ValueError(f"inputs_schema is not a valid JSON Schema: {exc.message}") from None
+        return self
+
+    @property
+    def retention_days(self) -> int:
+        return RETENTION_DAYS[self.retention]
+
+    def allows(self, client_id: str) -> bool:
+        return "*" in self.allowed_clients or client_id in self.allowed_clients
+
+    def input_errors(self, inputs: dict[str, Any]) -> list[str]:
+        """Human-readable JSON Schema violations, at most five; empty when valid or no schema."""
+        if self.inputs_schema is None:
+            return []
+        errors = sorted(Draft202012Validator(self.inputs_schema).iter_errors(inputs), key=lambda e: e.path)
+        return [f"inputs{''.join(f'[{p!r}]' for p in e.path)}: {e.message}" for e in errors[:5]]
+
+
+class Registry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1] = 1
+    workflows: dict[str, WorkflowEntry]
+
+
+def load_registry(path: Path) -> Registry:
+    try:
+        return Registry.model_validate_json(path.read_bytes())
+    except FileNotFoundError:
+        raise ConfigError(
+            f"workflow registry {path} not found",
+            fix="Run n8nctl from the project folder or set BRIDGE_REGISTRY_PATH.",
+        ) from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(
+            f"workflow registry {path} is invalid",
+            why=f"{where}: {first['msg']}",
+            fix="Fix the entry; see docs/CONTRACTS.md for the registry format.",
+        ) from None

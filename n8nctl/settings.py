@@ -1,0 +1,119 @@
+"""The one settings object. Precedence: explicit value (CLI flag) > environment > `.env` > default.
+
+Every field here is documented in `.env.example`; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from n8nctl.errors import ConfigError
+
+DEFAULT_RETRY_SCHEDULE = "0,5,300,1800,7200,18000,36000,36000"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    n8nctl_project_dir: Path = Field(default_factory=Path.cwd)
+    n8nctl_state_dir: Path | None = None
+
+    bridge_database_url: str = ""
+    bridge_client_secrets: SecretStr = SecretStr("")
+    bridge_callback_signing_secret: SecretStr = SecretStr("")
+    bridge_n8n_callback_secret: SecretStr = SecretStr("")
+    bridge_n8n_webhook_token: SecretStr = SecretStr("")
+    bridge_n8n_webhook_header: str = "X-Bridge-Token"
+    bridge_rate_limit: str = "120/minute"
+    bridge_rate_limit_storage: str = "memory://"
+    bridge_max_timeout_seconds: int = Field(default=3600, ge=1)
+    bridge_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    bridge_callback_allow_http_hosts: str = "127.0.0.1,localhost,::1"
+    bridge_callback_retry_schedule: str = DEFAULT_RETRY_SCHEDULE
+    bridge_callback_timeout_seconds: float = Field(default=10.0, gt=0)
+    bridge_public_url: str = "http://127.0.0.1:8000"
+    bridge_poll_interval_seconds: float = Field(default=0.5, gt=0)
+    bridge_registry_path: Path | None = None
+
+    n8n_base_url: str = "http://127.0.0.1:5678"
+    n8n_api_key: SecretStr = SecretStr("")
+
+    n8nctl_bridge_url: str = "http://127.0.0.1:8000"
+    n8nctl_client_id: str = "flowbiz"
+    n8nctl_client_secret: SecretStr = SecretStr("")
+
+    @field_validator("bridge_rate_limit")
+    @classmethod
+    def _rate_limit_parses(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValueError(f"BRIDGE_RATE_LIMIT {value!r} is not like '120/minute'") from exc
+        return value
+
+    @field_validator("bridge_callback_retry_schedule")
+    @classmethod
+    def _schedule_parses(cls, value: str) -> str:
+        try:
+            delays = [float(part) for part in value.split(",")]
+        except ValueError as exc:
+            raise ValueError("BRIDGE_CALLBACK_RETRY_SCHEDULE must be comma-separated seconds") from exc
+        if not delays or any(d < 0 for d in delays):
+            raise ValueError("BRIDGE_CALLBACK_RETRY_SCHEDULE needs at least one delay, none negative")
+        return value
+
+    @property
+    def state_dir(self) -> Path:
+        return self.n8nctl_state_dir or self.n8nctl_project_dir / ".n8nctl"
+
+    @property
+    def database_url(self) -> str:
+        return self.bridge_database_url or f"sqlite:///{self.state_dir / 'bridge.db'}"
+
+    @property
+    def registry_path(self) -> Path:
+        return self.bridge_registry_path or self.n8nctl_project_dir / "workflows" / "registry.json"
+
+    @property
+    def retry_schedule(self) -> tuple[float, ...]:
+        return tuple(float(part) for part in self.bridge_callback_retry_schedule.split(","))
+
+    @property
+    def http_callback_hosts(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.bridge_callback_allow_http_hosts.split(",") if h)
+
+    @cached_property
+    def client_secrets(self) -> dict[str, tuple[str, ...]]:
+        """`client_id:whsec_a|whsec_b,other:whsec_c` -> {client_id: (secrets...)}."""
+        clients: dict[str, tuple[str, ...]] = {}
+        raw = self.bridge_client_secrets.get_secret_value().strip()
+        for entry in filter(None, (part.strip() for part in raw.split(","))):
+            client_id, sep, secrets = entry.partition(":")
+            if not sep or not client_id or not secrets:
+                raise ConfigError(
+                    "BRIDGE_CLIENT_SECRETS is malformed",
+                    why=f"entry for {client_id or '?'!r} is not 'client_id:whsec_...'",
+                    fix="Write it as client_id:whsec_...,other:whsec_... (| between rotated secrets).",
+                )
+            clients[client_id] = tuple(s.strip() for s in secrets.split("|") if s.strip())
+        return clients
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Resolve settings once; turn pydantic's validation error into a one-line ConfigError."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+        raise ConfigError(
+            f"setting {name} is invalid", why=str(first["msg"]), fix="Fix it in the environment or .env."
+        ) from None
