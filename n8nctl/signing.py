@@ -14,9 +14,10 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 TOLERANCE_SECONDS = 300
 
 
@@ -72,11 +73,12 @@ class Verified:
 
 
 def verify(
-    secrets_: tuple[str, ...], headers: dict[str, str] | object, body: bytes, *, now: float | None = None
+    secrets_: tuple[str, ...], headers: Mapping[str, str], body: bytes, *, now: float | None = None
 ) -> Verified:
     """Check headers against any of `secrets_` (rotation). Raises SignatureError; never returns False."""
-    get = headers.get  # type: ignore[attr-defined]
-    msg_id, stamp, signatures = get("webhook-id"), get("webhook-timestamp"), get("webhook-signature")
+    msg_id, stamp, signatures = (
+        headers.get(h) for h in ("webhook-id", "webhook-timestamp", "webhook-signature")
+    )
     if not (msg_id and stamp and signatures):
         raise SignatureError(
             "SIGNATURE_MISSING", "webhook-id, webhook-timestamp and webhook-signature are required"

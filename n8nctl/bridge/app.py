@@ -211,7 +211,7 @@ def create_app(
 
     @app.get("/readyz", responses=_errors(503))
     async def readyz() -> JSONResponse:
-        """Ready when the store answers. n8n's state is reported, not required: jobs queue while it is down."""
+        """Ready when the store answers; n8n is reported, not required (jobs queue while it is down)."""
         try:
             await asyncio.to_thread(bridge.store.ping)
         except OperationalError:

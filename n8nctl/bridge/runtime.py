@@ -8,6 +8,7 @@ replica, or left behind by a crash, is picked up again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import logging
 import random
@@ -105,10 +106,8 @@ class Bridge:
                 await asyncio.sleep(self.settings.bridge_poll_interval_seconds)
 
     async def _wait(self, event: asyncio.Event) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), self.settings.bridge_poll_interval_seconds)
-        except TimeoutError:
-            pass
         event.clear()
 
     # -- policy helpers used by the API ---------------------------------------------------------------

@@ -219,7 +219,7 @@ class Store:
         )
         claimed: list[Row] = []
         with self._write() as conn:
-            busy = dict(conn.execute(in_flight).all())
+            busy: dict[str, int] = {key: count for key, count in conn.execute(in_flight).all()}
             for job in conn.execute(candidates).mappings():
                 key = job["workflow_key"]
                 if busy.get(key, 0) >= caps.get(key, 0):

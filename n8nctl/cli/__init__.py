@@ -1,0 +1,1 @@
+"""The command line: one click group per noun. Core modules never import click."""

@@ -1,0 +1,31 @@
+"""Settings and store access for commands. Imports are deferred so `n8nctl --help` stays fast."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from n8nctl.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from n8nctl.settings import Settings
+    from n8nctl.store import Store
+
+
+def settings_from_env() -> Settings:
+    from n8nctl.settings import load_settings
+
+    return load_settings()
+
+
+def open_store(settings: Settings) -> Store:
+    """The bridge's store, for operator commands that read or repair it on the host."""
+    from n8nctl.store import Store
+
+    database = settings.state_dir / "bridge.db"
+    if not settings.bridge_database_url and not database.exists():
+        raise NotFoundError(
+            f"no bridge database at {database}",
+            why="the bridge has not run in this project yet",
+            fix="Start it (n8nctl up) or set BRIDGE_DATABASE_URL.",
+        )
+    return Store(settings.database_url)

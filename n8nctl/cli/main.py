@@ -1,0 +1,86 @@
+"""Entry point: the root group, lazy subcommands, and the one error handler.
+
+Exit codes (stable; cron and incident scripts depend on them, listed in docs/cli.md):
+0 ok, 1 failed, 2 usage or configuration error, 3 unexpected error (a bug), 4 not found,
+5 a service did not answer, 6 a service refused the request, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from typing import Any
+
+import click
+
+from n8nctl import __version__
+
+# name -> "module:attribute", imported only when the command runs (keeps --help fast).
+COMMANDS = {
+    "init": "n8nctl.cli.init:init",
+    "up": "n8nctl.cli.stack:up",
+    "bridge": "n8nctl.cli.bridge:bridge",
+    "jobs": "n8nctl.cli.jobs:jobs",
+    "audit": "n8nctl.cli.audit:audit",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, _, attribute = COMMANDS[cmd_name].partition(":")
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="n8nctl")
+@click.option("-v", "--verbose", count=True, help="More output on stderr (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+def cli(verbose: int, quiet: bool) -> None:
+    """Run n8n as FlowBiz's integration runtime, and its job bridge.
+
+    \b
+    Example:
+      n8nctl init
+      n8nctl up
+      n8nctl jobs submit tiktok_live_helper --inputs @comments.json --callback-url https://flowbiz/cb
+    """
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    from n8nctl.errors import N8nctlError
+
+    try:
+        cli.main(args=argv, prog_name="n8nctl", standalone_mode=False)
+    except N8nctlError as exc:
+        click.echo(f"n8nctl: error: {exc.line()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("n8nctl: interrupted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("n8nctl: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            raise
+        click.echo(
+            f"n8nctl: unexpected error: {type(exc).__name__}: {exc}. This is a bug; re-run with -vv for the "
+            "traceback and report it.",
+            err=True,
+        )
+        sys.exit(3)
+    sys.exit(0)
