@@ -1,0 +1,123 @@
+"""An in-process bridge (httpx.ASGITransport) with n8n and FlowBiz's receiver behind httpx transports.
+
+The fakes sit at the adapters' transport seam: they record what the bridge sends and answer as n8n's
+production webhook and a FlowBiz receiver would. The real-process tier is tests/process/.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from n8nctl.bridge.app import create_app
+from n8nctl.registry import Registry
+from n8nctl.settings import Settings
+from tests.conftest import Secrets, signed
+
+
+@dataclass
+class FakeN8n:
+    """n8n's webhook: records dispatches, answers `status` (202 with an execution id by default)."""
+
+    status: int = 202
+    up: bool = True
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if not self.up:
+            raise httpx.ConnectError("connection refused", request=request)
+        if request.url.path.startswith("/api/v1/executions/"):
+            self.stopped.append(request.url.path.split("/")[4])
+            return httpx.Response(200, json={"id": request.url.path.split("/")[4]})
+        if request.url.path == "/healthz/readiness":
+            return httpx.Response(200, json={"status": "ok"})
+        payload = json.loads(request.content)
+        self.calls.append({"path": request.url.path, "headers": dict(request.headers), "payload": payload})
+        return httpx.Response(self.status, json={"executionId": str(1000 + len(self.calls))})
+
+
+@dataclass
+class Receiver:
+    """FlowBiz's callback endpoint: records every delivery; `answers` are returned in order, then 200."""
+
+    answers: list[httpx.Response] = field(default_factory=list)
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.received.append((dict(request.headers), request.content))
+        return self.answers.pop(0) if self.answers else httpx.Response(200)
+
+    def bodies(self) -> list[dict[str, Any]]:
+        return [json.loads(body) for _, body in self.received]
+
+
+@dataclass
+class Harness:
+    client: httpx.AsyncClient
+    n8n: FakeN8n
+    receiver: Receiver
+    secrets: Secrets
+    app: Any
+
+    async def submit(
+        self, body: dict[str, Any], *, secret: str | None = None, **headers: str
+    ) -> httpx.Response:
+        raw, signed_headers = signed(secret or self.secrets.client, body, **headers)
+        return await self.client.post("/v1/jobs", content=raw, headers=signed_headers)
+
+    async def get(
+        self, path: str, *, client_id: str = "flowbiz", secret: str | None = None
+    ) -> httpx.Response:
+        _, headers = signed(secret or self.secrets.client, b"", **{"X-Client-Id": client_id})
+        return await self.client.get(path, headers=headers)
+
+    async def cancel(
+        self, job_id: str, *, client_id: str = "flowbiz", secret: str | None = None, reason: str | None = None
+    ) -> httpx.Response:
+        raw, headers = signed(secret or self.secrets.client, {"client_id": client_id, "reason": reason})
+        return await self.client.post(f"/v1/jobs/{job_id}/cancel", content=raw, headers=headers)
+
+    async def result(self, job_id: str, **fields: Any) -> httpx.Response:
+        body = {
+            "job_id": job_id,
+            "execution_id": "1001",
+            "status": "success",
+            "outputs": {"ok": True},
+            "audit": [{"action": "scored", "node_name": "Score comments", "duration_ms": 4}],
+            **fields,
+        }
+        raw, headers = signed(self.secrets.n8n, body)
+        return await self.client.post("/v1/callbacks/n8n", content=raw, headers=headers)
+
+
+@pytest.fixture
+def start_bridge(
+    make_settings: Callable[..., Settings], registry: Registry, secrets: Secrets
+) -> Callable[..., Any]:
+    """`async with start_bridge(workers=True, **settings) as h:` runs the app with its lifespan."""
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def start(
+        *, workers: bool = True, registry_: Registry | None = None, **overrides: Any
+    ) -> AsyncIterator[Harness]:
+        n8n, receiver = FakeN8n(), Receiver()
+        app = create_app(
+            make_settings(**overrides),
+            registry_ or registry,
+            workers=workers,
+            n8n_transport=httpx.MockTransport(n8n),
+            callback_transport=httpx.MockTransport(receiver),
+        )
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://bridge.test") as client:
+                yield Harness(client, n8n, receiver, secrets, app)
+
+    return start

@@ -1,0 +1,90 @@
+"""Shared fixtures: settings on a temporary SQLite store, signing helpers, poll-with-deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from n8nctl.registry import Registry, load_registry
+from n8nctl.settings import Settings
+from n8nctl.signing import generate_secret, sign_headers
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+class Secrets:
+    def __init__(self) -> None:
+        self.client = generate_secret()
+        self.other = generate_secret()
+        self.callback = generate_secret()
+        self.n8n = generate_secret()
+        self.token = "test-webhook-token"
+
+
+@pytest.fixture
+def secrets() -> Secrets:
+    return Secrets()
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, secrets: Secrets) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "n8nctl_project_dir": PROJECT,
+            "bridge_database_url": f"sqlite:///{tmp_path / 'bridge.db'}",
+            "bridge_client_secrets": f"flowbiz:{secrets.client},other:{secrets.other}",
+            "bridge_callback_signing_secret": secrets.callback,
+            "bridge_n8n_callback_secret": secrets.n8n,
+            "bridge_n8n_webhook_token": secrets.token,
+            "bridge_poll_interval_seconds": 0.05,
+            "bridge_callback_retry_schedule": "0,0.2,0.2,0.2",
+            "n8n_base_url": "http://n8n.test",
+            "n8n_api_key": "test-api-key",
+            **overrides,
+        }
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    return make
+
+
+@pytest.fixture
+def registry() -> Registry:
+    return load_registry(PROJECT / "workflows" / "registry.json")
+
+
+def job_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "job_id": f"job-{time.monotonic_ns()}",
+        "client_id": "flowbiz",
+        "workflow_key": "tiktok_live_helper",
+        "inputs": {"stream_id": "live-1", "comments": [{"user": "ana", "text": "hello"}]},
+        "callback_url": "http://127.0.0.1:9/callbacks",
+        "metadata": {"user_id": "u-42"},
+    }
+    body.update(overrides)
+    return body
+
+
+def signed(secret: str, body: Any, **extra: str) -> tuple[bytes, dict[str, str]]:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return raw, {**sign_headers(secret, raw), "content-type": "application/json", **extra}
+
+
+async def eventually(predicate: Callable[[], Any], *, timeout: float = 5.0, what: str = "condition") -> Any:
+    """Poll `predicate` until it returns something truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.01)

@@ -1,0 +1,120 @@
+"""The store on SQLite: schema migrations, claims, leases and crash recovery."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from n8nctl.store import NewJob, Store
+from n8nctl.store.schema import jobs, metadata
+
+LEASE = timedelta(seconds=60)
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'bridge.db'}")
+    store.migrate()
+    yield store
+    store.close()
+
+
+def new_job(
+    job_id: str, *, workflow_key: str = "content_pipeline", priority: int = 5, offset: float = 0
+) -> NewJob:
+    now = datetime.now(UTC) + timedelta(seconds=offset)
+    return NewJob(
+        {
+            "job_id": job_id,
+            "client_id": "flowbiz",
+            "workflow_key": workflow_key,
+            "priority": priority,
+            "timeout_seconds": 300,
+            "inputs": {},
+            "callback_url": "https://x/cb",
+            "metadata": {},
+            "user_id": None,
+            "request_hash": "h",
+            "retention_days": 90,
+            "accepted_at": now,
+            "deadline_at": now + timedelta(seconds=300),
+        }
+    )
+
+
+def test_migrations_produce_exactly_the_declared_schema(store):
+    with store._writer.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+
+
+def test_migrate_twice_is_a_no_op(store):
+    store.migrate()
+    with store._writer.connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+
+
+def test_sqlite_runs_wal_with_full_sync(store):
+    with store._writer.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL: fsync on every commit
+
+
+def test_claims_most_urgent_first_and_respects_caps(store):
+    store.submit_batch(
+        [
+            new_job("low-old", priority=1, offset=-2),
+            new_job("mid", priority=5),
+            new_job("high-new", priority=10, offset=-1),
+            new_job("high-newer", priority=10),
+        ]
+    )
+    claimed = store.claim_for_dispatch({"content_pipeline": 3}, limit=10, lease=LEASE)
+    assert [j["job_id"] for j in claimed] == ["high-new", "high-newer", "mid"]
+    assert store.claim_for_dispatch({"content_pipeline": 3}, limit=10, lease=LEASE) == []  # cap reached
+    assert store.claim_for_dispatch({"content_pipeline": 4}, limit=10, lease=LEASE)[0]["job_id"] == "low-old"
+
+
+def test_workflow_without_a_cap_is_not_dispatched(store):
+    store.submit_batch([new_job("a")])
+    assert store.claim_for_dispatch({}, limit=10, lease=LEASE) == []
+
+
+def test_expired_lease_is_claimed_again_after_a_crash(store):
+    store.submit_batch([new_job("a")])
+    assert len(store.claim_for_dispatch({"content_pipeline": 5}, limit=10, lease=timedelta(seconds=-1))) == 1
+    again = store.claim_for_dispatch({"content_pipeline": 5}, limit=10, lease=LEASE)
+    assert [j["job_id"] for j in again] == ["a"]
+    assert again[0]["dispatch_attempts"] == 1  # the row as claimed; the counter is now 2
+    assert store.get_job("a")["dispatch_attempts"] == 2
+
+
+def test_duplicate_job_ids_in_one_batch_make_one_row(store):
+    outcomes = store.submit_batch([new_job("same"), new_job("same"), new_job("other")])
+    assert [o.created for o in outcomes] == [True, False, True]
+    assert len(store.list_jobs()) == 2
+
+
+def test_times_come_back_aware_utc(store):
+    store.submit_batch([new_job("a")])
+    accepted = store.get_job("a")["accepted_at"]
+    assert accepted.tzinfo is not None and accepted.utcoffset() == timedelta(0)
+    with pytest.raises(sa.exc.StatementError):
+        store.submit_batch([NewJob({**new_job("b").row, "accepted_at": datetime.now()})])
+
+
+def test_audit_since_reads_in_batches(store):
+    store.submit_batch([new_job(f"j{i}") for i in range(25)])
+    events = list(store.audit_since(datetime.now(UTC) - timedelta(minutes=1), batch=10))
+    assert len(events) == 25 and len({e["id"] for e in events}) == 25
+    assert list(store.audit_since(datetime.now(UTC) + timedelta(minutes=1))) == []
+
+
+def test_jobs_table_rejects_unknown_status(store):
+    store.submit_batch([new_job("a")])
+    with pytest.raises(sa.exc.IntegrityError), store._write() as conn:
+        conn.execute(jobs.update().values(status="done"))
