@@ -93,12 +93,12 @@ class Settings(BaseSettings):
         """`client_id:whsec_a|whsec_b,other:whsec_c` -> {client_id: (secrets...)}."""
         clients: dict[str, tuple[str, ...]] = {}
         raw = self.bridge_client_secrets.get_secret_value().strip()
-        for entry in filter(None, (part.strip() for part in raw.split(","))):
+        for position, entry in enumerate(filter(None, (part.strip() for part in raw.split(","))), 1):
             client_id, sep, secrets = entry.partition(":")
             if not sep or not client_id or not secrets:
-                raise ConfigError(
+                raise ConfigError(  # names the entry by position: its text may be a secret
                     "BRIDGE_CLIENT_SECRETS is malformed",
-                    why=f"entry for {client_id or '?'!r} is not 'client_id:whsec_...'",
+                    why=f"entry {position} is not 'client_id:whsec_...'",
                     fix="Write it as client_id:whsec_...,other:whsec_... (| between rotated secrets).",
                 )
             clients[client_id] = tuple(s.strip() for s in secrets.split("|") if s.strip())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from n8nctl.errors import NotFoundError
+from n8nctl.errors import NotFoundError, UnreachableError
 
 if TYPE_CHECKING:
     from n8nctl.settings import Settings
@@ -28,4 +28,15 @@ def open_store(settings: Settings) -> Store:
             why="the bridge has not run in this project yet",
             fix="Start it (n8nctl up) or set BRIDGE_DATABASE_URL.",
         )
-    return Store(settings.database_url)
+    from sqlalchemy.exc import OperationalError
+
+    store = Store(settings.database_url)
+    try:
+        store.ping()
+    except OperationalError:
+        raise UnreachableError(
+            "the bridge's job store did not answer",
+            why="BRIDGE_DATABASE_URL points at a database that is down or refuses the connection",
+            fix="Check the database server, then retry.",
+        ) from None
+    return store

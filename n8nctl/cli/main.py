@@ -27,6 +27,33 @@ COMMANDS = {
 
 
 class LazyGroup(click.Group):
+    """Imports a command's module only when it runs, and handles every error in one place."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:  # type: ignore[override]
+        from n8nctl.errors import N8nctlError
+
+        try:
+            super().main(args=args, prog_name=prog_name, standalone_mode=False, **extra)
+        except N8nctlError as exc:
+            click.echo(f"n8nctl: error: {exc.line()}", err=True)
+            sys.exit(exc.exit_code)
+        except (click.exceptions.Abort, KeyboardInterrupt):
+            click.echo("n8nctl: interrupted", err=True)
+            sys.exit(130)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except Exception as exc:
+            if logging.getLogger().isEnabledFor(logging.DEBUG):
+                raise
+            # The exception text may carry a URL with a password: only its type is printed here.
+            click.echo(f"n8nctl: unexpected error: {type(exc).__name__}. This is a bug; re-run with -vv "
+                       "for the traceback and report it.", err=True)
+            sys.exit(3)
+        sys.exit(0)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 
@@ -55,32 +82,5 @@ def cli(verbose: int, quiet: bool) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
-def main(argv: list[str] | None = None) -> Any:
-    from n8nctl.errors import N8nctlError
-
-    try:
-        cli.main(args=argv, prog_name="n8nctl", standalone_mode=False)
-    except N8nctlError as exc:
-        click.echo(f"n8nctl: error: {exc.line()}", err=True)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("n8nctl: interrupted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        click.echo("n8nctl: interrupted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:
-        if logging.getLogger().isEnabledFor(logging.DEBUG):
-            raise
-        click.echo(
-            f"n8nctl: unexpected error: {type(exc).__name__}: {exc}. This is a bug; re-run with -vv for the "
-            "traceback and report it.",
-            err=True,
-        )
-        sys.exit(3)
-    sys.exit(0)
+def main() -> None:
+    cli.main(prog_name="n8nctl")

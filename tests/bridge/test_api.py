@@ -193,7 +193,7 @@ async def test_disabled_workflow_is_422(start_bridge, registry):
 
 
 async def _kill(h, key: str, *, expect: int, body_for) -> dict:
-    """Flip a switch in the store and poll (deadline 2 s) until the API enforces it; returns the error body."""
+    """Flip a switch in the store; poll (2 s deadline) until the API enforces it. Returns the error body."""
     h.app.state.bridge.store.set_switch(key, killed=True, reason="incident", actor="ops")
 
     async def enforced():

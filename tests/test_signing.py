@@ -1,0 +1,99 @@
+"""Standard Webhooks: the spec's test vector, interoperability with the official library, rotation."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+import standardwebhooks
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from n8nctl.signing import ReplayGuard, SignatureError, generate_secret, sign, sign_headers, verify
+
+# The vector published with the Standard Webhooks libraries.
+VECTOR = {
+    "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    "msg_id": "msg_p5jXN8AQM9LWM0D4loKWxJek",
+    "timestamp": 1614265330,
+    "body": b'{"test": 2432232314}',
+    "signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+}
+
+
+def test_signature_matches_the_published_vector():
+    assert sign(VECTOR["secret"], VECTOR["msg_id"], VECTOR["timestamp"], VECTOR["body"]) == VECTOR["signature"]
+
+
+def test_verify_accepts_the_published_vector_at_its_time():
+    headers = {"webhook-id": VECTOR["msg_id"], "webhook-timestamp": str(VECTOR["timestamp"]),
+               "webhook-signature": VECTOR["signature"]}
+    assert verify((VECTOR["secret"],), headers, VECTOR["body"], now=VECTOR["timestamp"] + 10).msg_id == VECTOR["msg_id"]
+
+
+@settings(max_examples=50, deadline=None)
+@given(body=st.text(max_size=300).map(str.encode))
+def test_official_library_verifies_what_we_sign(body):
+    secret = generate_secret()
+    assert standardwebhooks.Webhook(secret).verify(body, sign_headers(secret, body), json_parse=False) is None
+
+
+@settings(max_examples=50, deadline=None)
+@given(body=st.text(max_size=300))
+def test_we_verify_what_the_official_library_signs(body):
+    secret = generate_secret()
+    now = int(time.time())
+    signature = standardwebhooks.Webhook(secret).sign("msg_1", datetime.fromtimestamp(now, UTC), body)
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": str(now), "webhook-signature": signature}
+    assert verify((secret,), headers, body.encode()).msg_id == "msg_1"
+
+
+def test_any_of_several_signatures_and_any_of_several_secrets():
+    old, new, body = generate_secret(), generate_secret(), b"{}"
+    headers = sign_headers(old, body)
+    assert verify((new, old), headers, body)
+    headers["webhook-signature"] = f"v1,bm90LWl0 {headers['webhook-signature']}"
+    assert verify((old,), headers, body)
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"webhook-signature": None}, "SIGNATURE_MISSING"),
+        ({"webhook-timestamp": "1614265330"}, "SIGNATURE_EXPIRED"),
+        ({"webhook-signature": "v2,abc"}, "SIGNATURE_INVALID"),
+        ({"webhook-id": "msg_other"}, "SIGNATURE_INVALID"),
+    ],
+)
+def test_rejections(change, code):
+    secret, body = generate_secret(), b"{}"
+    headers = {k: v for k, v in {**sign_headers(secret, body), **change}.items() if v is not None}
+    with pytest.raises(SignatureError) as error:
+        verify((secret,), headers, body)
+    assert error.value.code == code
+
+
+def test_wrong_secret_is_rejected():
+    body = b"{}"
+    with pytest.raises(SignatureError):
+        verify((generate_secret(),), sign_headers(generate_secret(), body), body)
+
+
+def test_secret_needs_base64_after_the_prefix():
+    with pytest.raises(ValueError, match="whsec_"):
+        sign("whsec_", "m", 1, b"")
+
+
+def test_replay_guard_forgets_after_the_window():
+    guard = ReplayGuard(window_seconds=10)
+    assert guard.seen("a", now=0) is False
+    assert guard.seen("a", now=5) is True
+    assert guard.seen("a", now=16) is False
+
+
+def test_replay_guard_is_bounded():
+    guard = ReplayGuard(window_seconds=100, max_entries=3)
+    for key in "abcd":
+        guard.seen(key, now=1)
+    assert guard.seen("a", now=1) is False  # the oldest entry was dropped to stay within bounds
