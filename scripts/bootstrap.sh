@@ -1,0 +1,16 @@
+# Sourced by scripts/n8nctl and scripts/test: make .venv hold this checkout's package and dependencies.
+# Re-installs only when pyproject.toml changed since the last install (stamp in .venv).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+PYTHON="${N8NCTL_PYTHON:-python3.11}"
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+stamp="$VENV/.n8nctl-installed"
+want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+if [[ ! -x "$VENV/bin/python" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+    echo "n8nctl: preparing $VENV (first run, or pyproject.toml changed)..." >&2
+    "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[dev]"
+    echo "$want" > "$stamp"
+fi
