@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,6 +38,10 @@ class WorkflowEntry(BaseModel):
                 raise ValueError(f"inputs_schema is not a valid JSON Schema: {exc.message}") from None
         return self
 
+    @cached_property
+    def _validator(self) -> Draft202012Validator:
+        return Draft202012Validator(self.inputs_schema or {})
+
     @property
     def retention_days(self) -> int:
         return RETENTION_DAYS[self.retention]
@@ -48,7 +53,7 @@ class WorkflowEntry(BaseModel):
         """Human-readable JSON Schema violations, at most five; empty when valid or no schema."""
         if self.inputs_schema is None:
             return []
-        errors = sorted(Draft202012Validator(self.inputs_schema).iter_errors(inputs), key=lambda e: e.path)
+        errors = sorted(self._validator.iter_errors(inputs), key=lambda e: e.path)
         return [f"inputs{''.join(f'[{p!r}]' for p in e.path)}: {e.message}" for e in errors[:5]]
 
 

@@ -29,7 +29,6 @@ class Settings(BaseSettings):
     bridge_n8n_webhook_token: SecretStr = SecretStr("")
     bridge_n8n_webhook_header: str = "X-Bridge-Token"
     bridge_rate_limit: str = "120/minute"
-    bridge_rate_limit_storage: str = "memory://"
     bridge_max_timeout_seconds: int = Field(default=3600, ge=1)
     bridge_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     bridge_callback_allow_http_hosts: str = "127.0.0.1,localhost,::1"
@@ -37,6 +36,7 @@ class Settings(BaseSettings):
     bridge_callback_timeout_seconds: float = Field(default=10.0, gt=0)
     bridge_public_url: str = "http://127.0.0.1:8000"
     bridge_poll_interval_seconds: float = Field(default=0.5, gt=0)
+    bridge_workers: bool = True
     bridge_registry_path: Path | None = None
 
     n8n_base_url: str = "http://127.0.0.1:5678"
@@ -49,12 +49,9 @@ class Settings(BaseSettings):
     @field_validator("bridge_rate_limit")
     @classmethod
     def _rate_limit_parses(cls, value: str) -> str:
-        from limits import parse
+        from n8nctl.bridge.ratelimit import Rate
 
-        try:
-            parse(value)
-        except ValueError as exc:
-            raise ValueError(f"BRIDGE_RATE_LIMIT {value!r} is not like '120/minute'") from exc
+        Rate.parse(value)
         return value
 
     @field_validator("bridge_callback_retry_schedule")

@@ -66,7 +66,7 @@ def create_app(
     settings: Settings,
     registry: Registry,
     *,
-    workers: bool = True,
+    workers: bool | None = None,
     n8n_transport: httpx.AsyncBaseTransport | None = None,
     callback_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
@@ -76,7 +76,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await bridge.start(workers=workers)
+        await bridge.start(workers=settings.bridge_workers if workers is None else workers)
         try:
             yield
         finally:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import email.utils
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -18,13 +19,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from limits import parse
-from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
 
 from n8nctl.adapters.n8n import DispatchError, N8nClient
 from n8nctl.bridge.errors import ApiError
 from n8nctl.bridge.metrics import Metrics
+from n8nctl.bridge.ratelimit import Rate, RateLimiter
 from n8nctl.registry import Registry
 from n8nctl.settings import Settings
 from n8nctl.signing import ReplayGuard, sign_headers
@@ -64,8 +63,7 @@ class Bridge:
             follow_redirects=False,
         )
         self.replays = ReplayGuard()
-        self.rate_item = parse(settings.bridge_rate_limit)
-        self.limiter = MovingWindowRateLimiter(storage_from_string(settings.bridge_rate_limit_storage))
+        self.limiter = RateLimiter(Rate.parse(settings.bridge_rate_limit))
         self.metrics = Metrics(self.store.queue_depth)
         self.wake_dispatch, self.wake_delivery = asyncio.Event(), asyncio.Event()
         self._intake: asyncio.Queue[tuple[NewJob, asyncio.Future[SubmitOutcome]]] = asyncio.Queue()
@@ -76,10 +74,11 @@ class Bridge:
 
     async def start(self, *, workers: bool = True) -> None:
         await asyncio.to_thread(self.store.migrate)
-        self._spawn(self._intake_loop())
+        loops = [self._intake_loop]
         if workers:
-            for loop in (self._dispatch_loop, self._delivery_loop, self._sweep_loop):
-                self._spawn(self._forever(loop))
+            loops += [self._dispatch_loop, self._delivery_loop, self._sweep_loop]
+        for loop in loops:
+            self._spawn(self._forever(loop))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -113,16 +112,15 @@ class Bridge:
     # -- policy helpers used by the API ---------------------------------------------------------------
 
     def check_rate(self, client_id: str) -> None:
-        if self.limiter.hit(self.rate_item, client_id):
-            return
-        reset = self.limiter.get_window_stats(self.rate_item, client_id).reset_time
-        retry_after = max(1, int(reset - time.time()) + 1)
-        raise ApiError(
-            "RATE_LIMITED",
-            f"client {client_id} is over {self.settings.bridge_rate_limit}",
-            detail={"retry_after_seconds": retry_after},
-            headers={"Retry-After": str(retry_after)},
-        )
+        wait = self.limiter.hit(client_id)
+        if wait:
+            retry_after = math.ceil(wait)
+            raise ApiError(
+                "RATE_LIMITED",
+                f"client {client_id} is over {self.settings.bridge_rate_limit}",
+                detail={"retry_after_seconds": retry_after},
+                headers={"Retry-After": str(retry_after)},
+            )
 
     async def switches(self) -> dict[str, Row]:
         """Kill-switch state, re-read from the store at most every SWITCH_CACHE_SECONDS."""
@@ -149,21 +147,21 @@ class Bridge:
         return outcome
 
     async def _intake_loop(self) -> None:
-        while True:
-            batch = [await self._intake.get()]
-            while len(batch) < BATCH_LIMIT and not self._intake.empty():
-                batch.append(self._intake.get_nowait())
-            try:
-                outcomes = await asyncio.to_thread(self.store.submit_batch, [job for job, _ in batch])
-            except Exception as exc:  # every waiter gets the failure; nothing was committed
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            self.metrics.intake_batch.observe(len(batch))
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
+        """Commit everything queued so far in one transaction. Every waiter gets an outcome or the error."""
+        batch = [await self._intake.get()]
+        while len(batch) < BATCH_LIMIT and not self._intake.empty():
+            batch.append(self._intake.get_nowait())
+        try:
+            outcomes = await asyncio.to_thread(self.store.submit_batch, [job for job, _ in batch])
+        except BaseException as exc:  # nothing was committed: each request answers with the error
+            for _, future in batch:
                 if not future.done():
-                    future.set_result(outcome)
+                    future.set_exception(exc)
+            raise
+        self.metrics.intake_batch.observe(len(batch))
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
 
     # -- dispatch to n8n ------------------------------------------------------------------------------
 
@@ -199,7 +197,7 @@ class Bridge:
             execution_id = await self.n8n.trigger(entry.webhook_path, payload)
         except DispatchError as exc:
             self.metrics.dispatches.labels("failed").inc()
-            backoff = min(MAX_DISPATCH_BACKOFF, 2.0 ** job["dispatch_attempts"])
+            backoff = min(MAX_DISPATCH_BACKOFF, 2.0 ** (job["dispatch_attempts"] - 1))
             retry_at = datetime.now(UTC) + timedelta(seconds=backoff)
             log.warning(
                 "dispatch of job %s failed (attempt %d): %s", job["job_id"], job["dispatch_attempts"], exc

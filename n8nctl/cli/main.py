@@ -49,8 +49,11 @@ class LazyGroup(click.Group):
             if logging.getLogger().isEnabledFor(logging.DEBUG):
                 raise
             # The exception text may carry a URL with a password: only its type is printed here.
-            click.echo(f"n8nctl: unexpected error: {type(exc).__name__}. This is a bug; re-run with -vv "
-                       "for the traceback and report it.", err=True)
+            click.echo(
+                f"n8nctl: unexpected error: {type(exc).__name__}. This is a bug; re-run with -vv "
+                "for the traceback and report it.",
+                err=True,
+            )
             sys.exit(3)
         sys.exit(0)
 

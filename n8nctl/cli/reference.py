@@ -29,8 +29,13 @@ Errors are one line on stderr: `n8nctl: error: <what failed>: because <why>. <wh
 
 
 def _sections(command: click.Command, path: list[str]) -> list[str]:
-    ctx = click.Context(command, info_name=" ".join(path), terminal_width=100, max_content_width=100,
-                        help_option_names=["-h", "--help"])
+    ctx = click.Context(
+        command,
+        info_name=" ".join(path),
+        terminal_width=100,
+        max_content_width=100,
+        help_option_names=["-h", "--help"],
+    )
     text = command.get_help(ctx)
     out = [f"\n## `{' '.join(path)}`\n", "```text", text, "```"]
     if isinstance(command, click.Group):

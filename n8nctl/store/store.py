@@ -102,12 +102,17 @@ class Store:
         stored, so the caller decides between 200 (same request) and 409 (different request)."""
         now = utcnow()
         outcomes: list[SubmitOutcome] = []
+        created: list[Row] = []
         with self._write() as conn:
+            ids = [item.row["job_id"] for item in batch]
+            known = {
+                r["job_id"]: dict(r)
+                for r in conn.execute(sa.select(jobs).where(jobs.c.job_id.in_(ids))).mappings()
+            }
             for item in batch:
                 job_id = item.row["job_id"]
-                existing = conn.execute(sa.select(jobs).where(jobs.c.job_id == job_id)).mappings().first()
-                if existing is not None:
-                    outcomes.append(SubmitOutcome(False, dict(existing)))
+                if job_id in known:  # stored before, or earlier in this batch
+                    outcomes.append(SubmitOutcome(False, known[job_id]))
                     continue
                 row = {
                     **EMPTY_JOB,
@@ -117,17 +122,26 @@ class Store:
                     "next_dispatch_at": now,
                     "dispatch_attempts": 0,
                 }
-                conn.execute(jobs.insert().values(row))
-                _audit(
-                    conn,
-                    row,
-                    "accepted",
-                    source="bridge",
-                    actor=row["client_id"],
-                    status="pending",
-                    details={"priority": row["priority"], "timeout_seconds": row["timeout_seconds"]},
-                )
+                known[job_id] = row
+                created.append(row)
                 outcomes.append(SubmitOutcome(True, row))
+            if created:
+                # executemany with separate parameters: one compiled statement for the whole batch
+                conn.execute(jobs.insert(), created)
+                conn.execute(
+                    audit_events.insert(),
+                    [
+                        _audit_row(
+                            row,
+                            "accepted",
+                            source="bridge",
+                            actor=row["client_id"],
+                            status="pending",
+                            details={"priority": row["priority"], "timeout_seconds": row["timeout_seconds"]},
+                        )
+                        for row in created
+                    ],
+                )
         return outcomes
 
     # -- reads ----------------------------------------------------------------------------------------
@@ -230,7 +244,7 @@ class Store:
                     .values(lease_until=now + lease, dispatch_attempts=jobs.c.dispatch_attempts + 1)
                 )
                 busy[key] = busy.get(key, 0) + 1
-                claimed.append(dict(job))
+                claimed.append({**job, "dispatch_attempts": job["dispatch_attempts"] + 1})
                 if len(claimed) == limit:
                     break
         return claimed
@@ -507,8 +521,7 @@ class Store:
             )
 
 
-def _audit(
-    conn: Connection,
+def _audit_row(
     job: Any,
     action: str,
     *,
@@ -519,23 +532,25 @@ def _audit(
     details: Any = None,
     duration_ms: int | None = None,
     at: datetime | None = None,
-) -> None:
-    conn.execute(
-        audit_events.insert().values(
-            job_id=job["job_id"],
-            client_id=job["client_id"],
-            workflow_key=job["workflow_key"],
-            at=at or utcnow(),
-            source=source,
-            actor=actor,
-            action=action,
-            status=status,
-            node_name=node_name,
-            details=details,
-            duration_ms=duration_ms,
-            retention_days=job["retention_days"],
-        )
-    )
+) -> Row:
+    return {
+        "job_id": job["job_id"],
+        "client_id": job["client_id"],
+        "workflow_key": job["workflow_key"],
+        "at": at or utcnow(),
+        "source": source,
+        "actor": actor,
+        "action": action,
+        "status": status,
+        "node_name": node_name,
+        "details": details,
+        "duration_ms": duration_ms,
+        "retention_days": job["retention_days"],
+    }
+
+
+def _audit(conn: Connection, job: Any, action: str, **fields: Any) -> None:
+    conn.execute(audit_events.insert(), [_audit_row(job, action, **fields)])
 
 
 def _finish(

@@ -1,0 +1,49 @@
+"""Per-client rate limits with GCRA (the generic cell rate algorithm): a token bucket kept as one
+timestamp per key. `120/minute` allows a burst of 120, then one request every 0.5 s.
+
+State is in process memory, which is right for one bridge process. Replicas need the same algorithm
+over a shared store (one Redis key per client); `RateLimiter.hit` is the seam.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+@dataclass(frozen=True)
+class Rate:
+    count: int
+    period: float
+
+    @classmethod
+    def parse(cls, text: str) -> Rate:
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(second|minute|hour|day)s?\s*", text)
+        if not match or int(match[1]) < 1:
+            raise ValueError(f"{text!r} is not a rate like '120/minute'")
+        return cls(int(match[1]), UNITS[match[2]])
+
+
+class RateLimiter:
+    def __init__(self, rate: Rate, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = rate.period / rate.count
+        self._tolerance = rate.period - self._interval
+        self._clock = clock
+        self._theoretical_arrival: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def hit(self, key: str) -> float:
+        """Count one request for `key`. Returns 0 when allowed, else the seconds until one would be."""
+        with self._lock:
+            now = self._clock()
+            arrival = max(self._theoretical_arrival.get(key, now), now)
+            wait = arrival - self._tolerance - now
+            if wait > 0:
+                return wait
+            self._theoretical_arrival[key] = arrival + self._interval
+            return 0.0
