@@ -96,7 +96,7 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
 
 
 def write_requests(path: Path, secret: str, count: int, callback: str) -> None:
-    """One pre-signed request per line: webhook-id, webhook-timestamp, webhook-signature, body (tab-separated)."""
+    """One pre-signed request per line, tab-separated: webhook-id, -timestamp, -signature, body."""
     with path.open("w") as out:
         for n in range(count):
             body = json.dumps(

@@ -16,7 +16,8 @@ from n8nctl.signing import generate_secret
 GENERATED: dict[str, Callable[[], str]] = {
     "BRIDGE_CLIENT_SECRETS": lambda: f"flowbiz:{generate_secret()}",
     "BRIDGE_CALLBACK_SIGNING_SECRET": generate_secret,
-    "BRIDGE_N8N_CALLBACK_SECRET": generate_secret,
+    # n8n's Crypto node takes its HMAC key as text: the key is an ASCII token, base64'd into whsec_ form
+    "BRIDGE_N8N_CALLBACK_SECRET": lambda: generate_secret(secrets.token_urlsafe(32).encode()),
     "BRIDGE_N8N_WEBHOOK_TOKEN": lambda: secrets.token_urlsafe(32),
 }
 _ASSIGNMENT = re.compile(r"^(?P<name>[A-Z][A-Z0-9_]*)=(?P<value>.*)$")

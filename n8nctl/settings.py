@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     n8nctl_project_dir: Path = Field(default_factory=Path.cwd)
     n8nctl_state_dir: Path | None = None
 
-    bridge_database_url: str = ""
+    bridge_database_url: SecretStr = SecretStr("")  # may carry a password
     bridge_client_secrets: SecretStr = SecretStr("")
     bridge_callback_signing_secret: SecretStr = SecretStr("")
     bridge_n8n_callback_secret: SecretStr = SecretStr("")
@@ -71,7 +71,7 @@ class Settings(BaseSettings):
 
     @property
     def database_url(self) -> str:
-        return self.bridge_database_url or f"sqlite:///{self.state_dir / 'bridge.db'}"
+        return self.bridge_database_url.get_secret_value() or f"sqlite:///{self.state_dir / 'bridge.db'}"
 
     @property
     def registry_path(self) -> Path:

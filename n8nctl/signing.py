@@ -29,8 +29,9 @@ class SignatureError(Exception):
         super().__init__(message)
 
 
-def generate_secret() -> str:
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+def generate_secret(key: bytes | None = None) -> str:
+    """A `whsec_` secret for `key` (default: 32 random bytes)."""
+    return SECRET_PREFIX + base64.b64encode(key or secrets.token_bytes(32)).decode()
 
 
 def new_message_id() -> str:

@@ -19,7 +19,9 @@ def test_every_route_is_in_contracts():
 
     app = create_app(Settings(_env_file=None), load_registry(PROJECT / "workflows" / "registry.json"))  # type: ignore[call-arg]
     contracts = (PROJECT / "docs" / "CONTRACTS.md").read_text()
-    paths = {route.path for route in app.routes if route.path not in ("/docs", "/docs/oauth2-redirect", "/redoc")}
+    paths = {
+        route.path for route in app.routes if route.path not in ("/docs", "/docs/oauth2-redirect", "/redoc")
+    }
     missing = sorted(p for p in paths if p not in contracts)
     assert missing == []
 
@@ -27,5 +29,7 @@ def test_every_route_is_in_contracts():
 def test_readme_quickstart_matches_ci():
     readme = (PROJECT / "README.md").read_text()
     ci = (PROJECT / ".ci" / "run").read_text()
-    test_command = [line for line in ci.splitlines() if line and not line.startswith("#") and "set " not in line]
+    test_command = [
+        line for line in ci.splitlines() if line and not line.startswith("#") and "set " not in line
+    ]
     assert test_command and test_command[-1].strip() in readme

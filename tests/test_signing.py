@@ -23,13 +23,21 @@ VECTOR = {
 
 
 def test_signature_matches_the_published_vector():
-    assert sign(VECTOR["secret"], VECTOR["msg_id"], VECTOR["timestamp"], VECTOR["body"]) == VECTOR["signature"]
+    assert (
+        sign(VECTOR["secret"], VECTOR["msg_id"], VECTOR["timestamp"], VECTOR["body"]) == VECTOR["signature"]
+    )
 
 
 def test_verify_accepts_the_published_vector_at_its_time():
-    headers = {"webhook-id": VECTOR["msg_id"], "webhook-timestamp": str(VECTOR["timestamp"]),
-               "webhook-signature": VECTOR["signature"]}
-    assert verify((VECTOR["secret"],), headers, VECTOR["body"], now=VECTOR["timestamp"] + 10).msg_id == VECTOR["msg_id"]
+    headers = {
+        "webhook-id": VECTOR["msg_id"],
+        "webhook-timestamp": str(VECTOR["timestamp"]),
+        "webhook-signature": VECTOR["signature"],
+    }
+    assert (
+        verify((VECTOR["secret"],), headers, VECTOR["body"], now=VECTOR["timestamp"] + 10).msg_id
+        == VECTOR["msg_id"]
+    )
 
 
 @settings(max_examples=50, deadline=None)

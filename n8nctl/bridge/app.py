@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
 from n8nctl import __version__
-from n8nctl.bridge.errors import ApiError, error_response
+from n8nctl.bridge.errors import ApiError
 from n8nctl.bridge.models import (
     CallbackState,
     CancelRequest,
@@ -59,7 +59,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorBody} for code in codes}
 
 
-SIGNED = _errors(401, 413)
+SIGNED = _errors(401, 500, 503)
 
 
 def create_app(
@@ -82,7 +82,10 @@ def create_app(
         finally:
             await bridge.stop()
 
-    app = FastAPI(title="n8nctl bridge", version=__version__, lifespan=lifespan)
+    # No /docs or /redoc: they load scripts from public CDNs. /openapi.json is the contract.
+    app = FastAPI(
+        title="n8nctl bridge", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.bridge = bridge
     _install_error_handlers(app, bridge)
 
@@ -91,7 +94,7 @@ def create_app(
         status_code=202,
         response_model=JobResponse,
         openapi_extra=body(JobRequest),
-        responses={200: {"model": JobResponse}, **SIGNED, **_errors(400, 403, 409, 422, 423, 429, 503)},
+        responses={200: {"model": JobResponse}, **SIGNED, **_errors(400, 403, 409, 413, 422, 423, 429)},
     )
     async def submit_job(request: Request) -> Response:
         """Accept a job. 202 once it is durably stored; 200 for a repeat of an accepted request."""
@@ -153,7 +156,7 @@ def create_app(
         "/v1/jobs/{job_id}/cancel",
         response_model=JobView,
         openapi_extra=body(CancelRequest),
-        responses={**SIGNED, **_errors(400, 403, 404, 409, 422)},
+        responses={**SIGNED, **_errors(400, 403, 404, 409, 413, 422)},
     )
     async def cancel_job(job_id: str, request: Request) -> Response:
         """Cancel a pending or running job; n8n's execution is stopped where n8n supports it."""
@@ -178,13 +181,15 @@ def create_app(
             )
         bridge.metrics.finished.labels(job["workflow_key"], "cancelled").inc()
         bridge.wake_dispatch.set()
-        await bridge.stop_execution(job["execution_id"])
+        bridge.stop_execution(job["execution_id"])
         stored = await asyncio.to_thread(bridge.store.get_job, job_id)
         assert stored is not None
         return _job_response(stored, registry, 200, full=True)
 
     @app.post(
-        "/v1/callbacks/n8n", openapi_extra=body(N8nResult), responses={**SIGNED, **_errors(400, 404, 422)}
+        "/v1/callbacks/n8n",
+        openapi_extra=body(N8nResult),
+        responses={**SIGNED, **_errors(400, 404, 413, 422)},
     )
     async def n8n_result(request: Request) -> JSONResponse:
         """A workflow's result, signed with BRIDGE_N8N_CALLBACK_SECRET. Recorded, then forwarded."""
@@ -215,7 +220,7 @@ def create_app(
         try:
             await asyncio.to_thread(bridge.store.ping)
         except OperationalError:
-            return error_response("NOT_READY", "the job store does not answer", {"store": False})
+            return ApiError("NOT_READY", "the job store does not answer", detail={"store": False}).response()
         n8n = await bridge.n8n.ready()
         return JSONResponse({"status": "ok", "store": True, "n8n": n8n})
 
@@ -392,7 +397,8 @@ def _job_response(job: Row, registry: Registry, status_code: int, *, full: bool 
     estimate = job["completed_at"] or (
         job["accepted_at"] + timedelta(seconds=entry.expected_duration_seconds) if entry else None
     )
-    message = job["error_message"] if job["status"] == "failed" else _MESSAGES[job["status"]]
+    failed = job["status"] == "failed"
+    message = (job["error_message"] or job["error_code"] or "failed") if failed else _MESSAGES[job["status"]]
     base = {
         "job_id": job["job_id"],
         "status": job["status"],
@@ -440,31 +446,39 @@ def _job_response(job: Row, registry: Registry, status_code: int, *, full: bool 
 
 
 def _install_error_handlers(app: FastAPI, bridge: Bridge) -> None:
+    """Every failure leaves as an ApiError body, and is counted by error_code."""
+
+    def answer(error: ApiError) -> JSONResponse:
+        bridge.metrics.rejected.labels(error.error_code).inc()
+        return error.response()
+
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        bridge.metrics.rejected.labels(exc.error_code).inc()
-        return exc.response()
+        return answer(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(
-            "VALIDATION_ERROR", "request does not match the contract", _validation_detail(exc.errors())
-        )
+        detail = _validation_detail(exc.errors())
+        return answer(ApiError("VALIDATION_ERROR", "request does not match the contract", detail=detail))
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
         if exc.status_code == 405:
-            return error_response("METHOD_NOT_ALLOWED", "method not allowed on this path")
-        return error_response("NOT_FOUND", "no such endpoint")
+            return answer(ApiError("METHOD_NOT_ALLOWED", "method not allowed on this path"))
+        return answer(ApiError("NOT_FOUND", "no such endpoint"))
 
     @app.exception_handler(OperationalError)
     async def store_error(_: Request, exc: OperationalError) -> JSONResponse:
         log.error("job store error: %s", type(exc.orig).__name__)
-        return error_response(
-            "STORE_UNAVAILABLE", "the job store is unavailable; retry shortly", headers={"Retry-After": "5"}
+        return answer(
+            ApiError(
+                "STORE_UNAVAILABLE",
+                "the job store is unavailable; retry shortly",
+                headers={"Retry-After": "5"},
+            )
         )
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error")
-        return error_response("INTERNAL_ERROR", "unexpected error; it is logged on the bridge")
+        return answer(ApiError("INTERNAL_ERROR", "unexpected error; it is logged on the bridge"))

@@ -46,14 +46,5 @@ class ApiError(Exception):
         super().__init__(message)
 
     def response(self) -> JSONResponse:
-        return error_response(self.error_code, self.message, self.detail, self.headers)
-
-
-def error_response(
-    error_code: str, message: str, detail: Any = None, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse(
-        {"error_code": error_code, "message": message, "detail": detail},
-        status_code=ERROR_STATUS[error_code],
-        headers=headers,
-    )
+        body = {"error_code": self.error_code, "message": self.message, "detail": self.detail}
+        return JSONResponse(body, status_code=self.status, headers=self.headers)

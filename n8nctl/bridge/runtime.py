@@ -105,8 +105,10 @@ class Bridge:
                 await asyncio.sleep(self.settings.bridge_poll_interval_seconds)
 
     async def _wait(self, event: asyncio.Event) -> None:
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancellation sent by stop()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), self.settings.bridge_poll_interval_seconds)
+            async with asyncio.timeout(self.settings.bridge_poll_interval_seconds):
+                await event.wait()
         event.clear()
 
     # -- policy helpers used by the API ---------------------------------------------------------------
@@ -214,15 +216,15 @@ class Bridge:
         expired = await asyncio.to_thread(self.store.expire_overdue)
         for job in expired:
             self.metrics.finished.labels(job["workflow_key"], "failed").inc()
-            if job["execution_id"]:
-                await self.n8n.stop_execution(job["execution_id"])
+            self.stop_execution(job["execution_id"])
         if expired:
             self.wake_delivery.set()
             self.wake_dispatch.set()
 
-    async def stop_execution(self, execution_id: str | None) -> None:
+    def stop_execution(self, execution_id: str | None) -> None:
+        """Ask n8n to stop an execution, in the background: callers never wait on n8n."""
         if execution_id:
-            await self.n8n.stop_execution(execution_id)
+            self._spawn(self.n8n.stop_execution(execution_id))
 
     # -- callback outbox ------------------------------------------------------------------------------
 
@@ -259,8 +261,8 @@ class Bridge:
         else:
             state = "pending"
             delay = schedule[delivery["attempts"]] * random.uniform(0.8, 1.2)  # noqa: S311 (jitter)
-            if retry_after is not None:
-                delay = min(retry_after, max(schedule))
+            if retry_after is not None:  # never earlier than the receiver asked, never beyond the schedule
+                delay = min(max(delay, retry_after), max(schedule))
             retry_at = datetime.now(UTC) + timedelta(seconds=delay)
         self.metrics.callbacks.labels(state).inc()
         await asyncio.to_thread(

@@ -22,7 +22,7 @@ def open_store(settings: Settings) -> Store:
     from n8nctl.store import Store
 
     database = settings.state_dir / "bridge.db"
-    if not settings.bridge_database_url and not database.exists():
+    if not settings.bridge_database_url.get_secret_value() and not database.exists():
         raise NotFoundError(
             f"no bridge database at {database}",
             why="the bridge has not run in this project yet",

@@ -6,6 +6,7 @@ between two methods leaves a consistent state that the workers pick up again at 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -46,7 +47,10 @@ def _engine(url: str, *, immediate: bool) -> Engine:
         return sa.create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=32)
     path = url.split("///", 1)[1] if "///" in url else ""
     if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # Jobs carry business inputs: the state folder and database are private to the bridge's user
+        # (SQLite gives the -wal and -shm files the database file's mode).
+        Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     engine = sa.create_engine(url, pool_size=8, max_overflow=32, connect_args={"check_same_thread": False})
 
     @sa.event.listens_for(engine, "connect")
@@ -221,32 +225,34 @@ class Store:
             )
             .group_by(jobs.c.workflow_key)
         )
-        candidates = (
-            sa.select(jobs)
-            .where(
-                jobs.c.status == "pending",
-                jobs.c.next_dispatch_at <= now,
-                sa.or_(jobs.c.lease_until.is_(None), jobs.c.lease_until <= now),
-            )
-            .order_by(jobs.c.priority.desc(), jobs.c.accepted_at)
-            .limit(limit * 4)
-        )
         claimed: list[Row] = []
         with self._write() as conn:
             busy: dict[str, int] = {key: count for key, count in conn.execute(in_flight).all()}
-            for job in conn.execute(candidates).mappings():
-                key = job["workflow_key"]
-                if busy.get(key, 0) >= caps.get(key, 0):
-                    continue
+            # Each workflow's most urgent jobs up to its free slots (so a backlog of one never hides
+            # another), then the most urgent of those overall.
+            candidates: list[Row] = []
+            for key, cap in caps.items():
+                if busy.get(key, 0) < cap:
+                    query = (
+                        sa.select(jobs)
+                        .where(
+                            jobs.c.status == "pending",
+                            jobs.c.workflow_key == key,
+                            jobs.c.next_dispatch_at <= now,
+                            sa.or_(jobs.c.lease_until.is_(None), jobs.c.lease_until <= now),
+                        )
+                        .order_by(jobs.c.priority.desc(), jobs.c.accepted_at)
+                        .limit(cap - busy.get(key, 0))
+                    )
+                    candidates += [dict(row) for row in conn.execute(query).mappings()]
+            candidates.sort(key=lambda job: (-job["priority"], job["accepted_at"]))
+            for job in candidates[:limit]:
                 conn.execute(
                     jobs.update()
                     .where(jobs.c.job_id == job["job_id"])
                     .values(lease_until=now + lease, dispatch_attempts=jobs.c.dispatch_attempts + 1)
                 )
-                busy[key] = busy.get(key, 0) + 1
                 claimed.append({**job, "dispatch_attempts": job["dispatch_attempts"] + 1})
-                if len(claimed) == limit:
-                    break
         return claimed
 
     def mark_running(self, job: Row, execution_id: str | None) -> None:
@@ -256,6 +262,7 @@ class Store:
                 jobs.update()
                 .where(jobs.c.job_id == job["job_id"], jobs.c.status == "pending")
                 .values(
+                    error_message=None,
                     status="running",
                     dispatched_at=now,
                     started_at=now,
@@ -311,7 +318,20 @@ class Store:
                     duration_ms=entry.get("duration_ms"),
                     at=entry.get("timestamp") or now,
                 )
-            if job["status"] not in ACTIVE:
+            finished = job["status"] in ACTIVE and _finish(
+                conn,
+                dict(job),
+                now,
+                status=result["status"],
+                outputs=result["outputs"],
+                error_code=result["error_code"],
+                error_message=result["error_message"],
+                execution_id=result["execution_id"] or job["execution_id"],
+                started_at=result["started_at"] or job["started_at"] or now,
+                completed_at=result["completed_at"] or now,
+                source="n8n",
+            )
+            if not finished:
                 _audit(
                     conn,
                     job,
@@ -325,19 +345,6 @@ class Store:
                     },
                 )
                 return "late"
-            _finish(
-                conn,
-                dict(job),
-                now,
-                status=result["status"],
-                outputs=result["outputs"],
-                error_code=result["error_code"],
-                error_message=result["error_message"],
-                execution_id=result["execution_id"] or job["execution_id"],
-                started_at=result["started_at"] or job["started_at"] or now,
-                completed_at=result["completed_at"] or now,
-                source="n8n",
-            )
             return "finished"
 
     def cancel(self, job_id: str, *, reason: str | None, actor: str) -> tuple[bool, Row | None]:
@@ -355,7 +362,10 @@ class Store:
                 "error_code": "CANCELLED",
                 "error_message": reason or "cancelled by client",
             }
-            conn.execute(jobs.update().where(jobs.c.job_id == job_id).values(values))
+            if not conn.execute(
+                jobs.update().where(jobs.c.job_id == job_id, jobs.c.status.in_(ACTIVE)).values(values)
+            ).rowcount:
+                return False, dict(job)
             _audit(
                 conn,
                 job,
@@ -376,14 +386,16 @@ class Store:
                 .mappings()
                 .all()
             )
+            expired = []
             for job in overdue:
                 never_ran = job["status"] == "pending"
+                # FlowBiz sees the cause, not n8n's address or answer: those are in the audit trail.
                 why = (
-                    f"never dispatched: n8n did not accept it ({job['error_message']})"
-                    if never_ran and job["error_message"]
+                    "never dispatched: n8n did not accept it"
+                    if never_ran
                     else "no result before the deadline"
                 )
-                _finish(
+                if _finish(
                     conn,
                     dict(job),
                     now,
@@ -395,8 +407,9 @@ class Store:
                     started_at=job["started_at"],
                     completed_at=now,
                     source="bridge",
-                )
-        return [dict(job) for job in overdue]
+                ):
+                    expired.append(dict(job))
+        return expired
 
     # -- callback outbox ------------------------------------------------------------------------------
 
@@ -566,8 +579,11 @@ def _finish(
     started_at: datetime | None,
     completed_at: datetime,
     source: str,
-) -> None:
-    """End an active job and queue its callback to FlowBiz, in the caller's transaction."""
+) -> bool:
+    """End an active job and queue its callback to FlowBiz, in the caller's transaction.
+
+    False when the job was no longer active: the update re-checks the status, so a concurrent cancel
+    or result on another connection wins cleanly (PostgreSQL re-reads the row under its lock)."""
     values = {
         "status": status,
         "outputs": outputs,
@@ -579,7 +595,11 @@ def _finish(
         "updated_at": now,
         "lease_until": None,
     }
-    conn.execute(jobs.update().where(jobs.c.job_id == job["job_id"]).values(values))
+    updated = conn.execute(
+        jobs.update().where(jobs.c.job_id == job["job_id"], jobs.c.status.in_(ACTIVE)).values(values)
+    ).rowcount
+    if not updated:
+        return False
     job.update(values)
     _audit(
         conn,
@@ -608,3 +628,4 @@ def _finish(
             created_at=now,
         )
     )
+    return True

@@ -12,7 +12,9 @@ def test_init_writes_env_with_fresh_secrets_mode_0600(project, runner):
     assert result.exit_code == 0, result.output
     env = project / ".env"
     assert stat.S_IMODE(env.stat().st_mode) == 0o600
-    values = dict(line.split("=", 1) for line in env.read_text().splitlines() if "=" in line and line[0] != "#")
+    values = dict(
+        line.split("=", 1) for line in env.read_text().splitlines() if "=" in line and line[0] != "#"
+    )
     for name in GENERATED:
         assert values[name], f"{name} was not generated"
         assert values[name] not in result.output, "a secret value was printed"
@@ -47,3 +49,14 @@ def test_init_without_example_is_a_config_error(tmp_path, runner, monkeypatch):
     result = runner.invoke(cli, ["init"])
     assert result.exit_code == 2
     assert ".env.example not found" in result.output
+
+
+def test_n8n_callback_secret_is_text_that_n8n_can_hold(project, runner):
+    import base64
+
+    runner.invoke(cli, ["init"])
+    line = next(
+        x for x in (project / ".env").read_text().splitlines() if x.startswith("BRIDGE_N8N_CALLBACK_SECRET=")
+    )
+    key = base64.b64decode(line.split("=", 1)[1].removeprefix("whsec_"))
+    assert len(key) >= 32 and key.decode("ascii").isprintable()

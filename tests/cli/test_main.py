@@ -10,8 +10,9 @@ from tests.conftest import PROJECT
 
 
 def run(*args: str, env: dict[str, str] | None = None, cwd=None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "n8nctl", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "n8nctl", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=60
+    )
 
 
 def test_cli_reference_is_current():
@@ -29,10 +30,12 @@ def test_every_command_has_an_example():
 
 
 def test_help_does_not_import_heavy_modules():
-    code = ("import sys; from n8nctl.cli.main import cli; from click.testing import CliRunner; "
-            "CliRunner().invoke(cli, ['--help']); "
-            "print(sorted(m for m in ('sqlalchemy','boto3','python_on_whales','fastapi','pydantic_settings') "
-            "if m in sys.modules))")
+    code = (
+        "import sys; from n8nctl.cli.main import cli; from click.testing import CliRunner; "
+        "CliRunner().invoke(cli, ['--help']); "
+        "print(sorted(m for m in ('sqlalchemy','boto3','python_on_whales','fastapi','pydantic_settings') "
+        "if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 

@@ -17,10 +17,27 @@ def store(project, monkeypatch):
     store = Store(f"sqlite:///{project / '.n8nctl' / 'bridge.db'}")
     store.migrate()
     store.submit_batch([new_job("job-a"), new_job("job-b", workflow_key="tiktok_live_helper")])
-    store.record_result({"job_id": "job-a", "execution_id": "77", "status": "success", "outputs": {"n": 1},
-                         "error_code": None, "error_message": None, "started_at": None, "completed_at": None,
-                         "audit": [{"action": "split", "node_name": "Split plan", "details": {"posts": 3},
-                                    "duration_ms": 12, "timestamp": None}]})
+    store.record_result(
+        {
+            "job_id": "job-a",
+            "execution_id": "77",
+            "status": "success",
+            "outputs": {"n": 1},
+            "error_code": None,
+            "error_message": None,
+            "started_at": None,
+            "completed_at": None,
+            "audit": [
+                {
+                    "action": "split",
+                    "node_name": "Split plan",
+                    "details": {"posts": 3},
+                    "duration_ms": 12,
+                    "timestamp": None,
+                }
+            ],
+        }
+    )
     yield store
     store.close()
 
@@ -41,7 +58,9 @@ def test_audit_show_links_job_and_execution(store, runner):
     assert shown["execution_id"] == "77"
     actions = [(e["source"], e["action"]) for e in shown["events"]]
     assert actions == [("bridge", "accepted"), ("n8n", "split"), ("n8n", "success")]
-    assert runner.invoke(cli, ["audit", "show", "job-a"]).output.startswith("job job-a  workflow content_pipeline")
+    assert runner.invoke(cli, ["audit", "show", "job-a"]).output.startswith(
+        "job job-a  workflow content_pipeline"
+    )
 
 
 def test_audit_show_unknown_job_exits_4(store, runner):

@@ -117,3 +117,15 @@ def test_jobs_table_rejects_unknown_status(store):
     store.submit_batch([new_job("a")])
     with pytest.raises(sa.exc.IntegrityError), store._write() as conn:
         conn.execute(jobs.update().values(status="done"))
+
+
+def test_backlog_of_a_full_workflow_does_not_hide_others(store):
+    store.submit_batch([new_job(f"busy-{i}", priority=10) for i in range(300)])
+    store.submit_batch([new_job("other", workflow_key="tiktok_live_helper", priority=1)])
+    caps = {"content_pipeline": 1, "tiktok_live_helper": 1}
+    assert len(store.claim_for_dispatch(caps, limit=10, lease=LEASE)) == 2
+    store.submit_batch([new_job("other-2", workflow_key="tiktok_live_helper", priority=1)])
+    assert (
+        store.claim_for_dispatch({**caps, "tiktok_live_helper": 2}, limit=10, lease=LEASE)[0]["job_id"]
+        == "other-2"
+    )

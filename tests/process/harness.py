@@ -1,0 +1,144 @@
+"""Real processes and servers for the process tier: polling with a deadline, free ports, a service
+subprocess with its log, and FlowBiz's callback receiver."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import uvicorn
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+T = TypeVar("T")
+
+
+def wait_until(predicate: Callable[[], T], timeout: float, what: str) -> T:
+    """Poll `predicate` until it returns something truthy, and return that; fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def stays(predicate: Callable[[], bool], duration: float, what: str) -> None:
+    """Check that `predicate` holds for the whole of `duration` seconds (absence of further events)."""
+    deadline = time.monotonic() + duration
+    while time.monotonic() < deadline:
+        assert predicate(), f"{what} stopped holding"
+        time.sleep(0.05)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_status(url: str) -> int | None:
+    try:
+        return httpx.get(url, timeout=1.0).status_code
+    except httpx.HTTPError:
+        return None
+
+
+class Service:
+    """A subprocess that serves HTTP on 127.0.0.1; output goes to one log file shown on failure."""
+
+    def __init__(self, name: str, args: list[str], *, env: dict[str, str], cwd: Path, health: str) -> None:
+        self.name, self.args, self.env, self.cwd, self.health = name, args, env, cwd, health
+        self.log = cwd / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 20.0) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.args, env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
+            )
+
+        def healthy() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.output()}")
+            return http_status(self.health) == 200
+
+        try:
+            wait_until(healthy, timeout, f"{self.name} at {self.health}")
+        except AssertionError as exc:
+            self.stop()
+            raise AssertionError(f"{exc}\n--- {self.name} log ---\n{self.output()}") from None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handlers run, like a crash or an OOM kill."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+class Receiver:
+    """FlowBiz's callback endpoint in a server thread. Verifies every callback with the official
+    `standardwebhooks` package and records (webhook-id, body); stops and restarts on the same port."""
+
+    def __init__(self, port: int, secret: str) -> None:
+        self.port, self.url = port, f"http://127.0.0.1:{port}/cb"
+        self.webhook = Webhook(secret)
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.rejected: list[str] = []
+        self.app = Starlette(routes=[Route("/cb", self._receive, methods=["POST"])])
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    async def _receive(self, request: Request) -> JSONResponse:
+        body = await request.body()
+        try:
+            self.webhook.verify(body, dict(request.headers))
+        except WebhookVerificationError as exc:
+            self.rejected.append(str(exc))
+            return JSONResponse({"error": str(exc)}, status_code=401)
+        self.calls.append((request.headers["webhook-id"], json.loads(body)))
+        return JSONResponse({"ok": True})
+
+    def start(self) -> None:
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+        )
+        server = self._server = uvicorn.Server(config)
+        thread = self._thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        wait_until(lambda: server.started or not thread.is_alive(), 10, f"receiver on port {self.port}")
+        assert server.started, f"receiver could not listen on port {self.port}"
+
+    def stop(self) -> None:
+        if self._server is None or self._thread is None:
+            return
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        assert not self._thread.is_alive(), "receiver did not stop"
+        self._server = None
