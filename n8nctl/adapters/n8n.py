@@ -43,7 +43,7 @@ class N8nClient:
         try:
             response = await self._http.post(url, json=payload, headers=self._webhook_headers)
         except httpx.HTTPError as exc:
-            raise DispatchError(f"n8n unreachable at {self._http.base_url}: {type(exc).__name__}") from None
+            raise DispatchError(f"n8n unreachable: {type(exc).__name__}") from None
         if response.status_code >= 300:
             raise DispatchError(
                 f"n8n answered HTTP {response.status_code} on {url}: {response.text[:200]}",

@@ -129,3 +129,15 @@ def test_backlog_of_a_full_workflow_does_not_hide_others(store):
         store.claim_for_dispatch({**caps, "tiktok_live_helper": 2}, limit=10, lease=LEASE)[0]["job_id"]
         == "other-2"
     )
+
+
+def test_sqlite_files_are_private(tmp_path):
+    import stat
+
+    store = Store(f"sqlite:///{tmp_path / 'state' / 'bridge.db'}")
+    store.migrate()
+    store.submit_batch([new_job("a")])
+    assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
+    for name in ("bridge.db", "bridge.db-wal"):
+        assert stat.S_IMODE((tmp_path / "state" / name).stat().st_mode) == 0o600, name
+    store.close()
