@@ -3,25 +3,35 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
 from n8nctl import __version__
+from n8nctl.bridge.checks import (
+    admit,
+    authenticate_client,
+    max_timeout,
+    own_job,
+    parse_json,
+    parse_model,
+    read_body,
+    user_id,
+    validation_detail,
+    verify_signed,
+)
 from n8nctl.bridge.errors import ApiError
 from n8nctl.bridge.models import (
     CallbackState,
@@ -34,15 +44,12 @@ from n8nctl.bridge.models import (
 )
 from n8nctl.bridge.runtime import Bridge
 from n8nctl.contract import request_hash
-from n8nctl.registry import Registry, WorkflowEntry
+from n8nctl.registry import Registry
 from n8nctl.settings import Settings
-from n8nctl.signing import SignatureError, verify
 from n8nctl.store import NewJob
 from n8nctl.store.schema import Row
 
 log = logging.getLogger("n8nctl.bridge")
-
-M = TypeVar("M", bound=BaseModel)
 
 
 def _body(schemas: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
@@ -98,19 +105,19 @@ def create_app(
     )
     async def submit_job(request: Request) -> Response:
         """Accept a job. 202 once it is durably stored; 200 for a repeat of an accepted request."""
-        raw = await _read_body(request, settings.bridge_max_body_bytes)
-        data = _json(raw)
+        raw = await read_body(request, settings.bridge_max_body_bytes)
+        data = parse_json(raw)
         client_id = request.headers.get("x-client-id") or (
             data.get("client_id") if isinstance(data, dict) else None
         )
-        _authenticate_client(bridge, str(client_id or ""), request, raw)
-        job = _model(JobRequest, data)
+        authenticate_client(bridge, str(client_id or ""), request, raw)
+        job = parse_model(JobRequest, data)
         if job.client_id != client_id:
             raise ApiError("CLIENT_MISMATCH", "client_id in the body is not the signing client")
         bridge.check_rate(job.client_id)
         fingerprint = request_hash(job.model_dump(mode="json"))
         try:
-            entry = await _admit(bridge, job)
+            entry = await admit(bridge, job)
         except ApiError:
             stored = await asyncio.to_thread(bridge.store.get_job, job.job_id)
             if stored and stored["client_id"] == job.client_id and stored["request_hash"] == fingerprint:
@@ -126,7 +133,7 @@ def create_app(
             "inputs": job.inputs,
             "callback_url": str(job.callback_url),
             "metadata": job.metadata,
-            "user_id": _user_id(job.metadata),
+            "user_id": user_id(job.metadata),
             "request_hash": fingerprint,
             "retention_days": entry.retention_days,
             "accepted_at": now,
@@ -145,12 +152,12 @@ def create_app(
     @app.get("/v1/jobs/{job_id}", response_model=JobView, responses={**SIGNED, **_errors(404)})
     async def get_job(job_id: str, request: Request) -> Response:
         """A job's full state, for its own client (signed GET: empty body, X-Client-Id)."""
-        return _job_response(await _own_job(bridge, request, job_id, b""), registry, 200, full=True)
+        return _job_response(await own_job(bridge, request, job_id, b""), registry, 200, full=True)
 
     @app.get("/v1/jobs/{job_id}/status", response_model=JobView, responses={**SIGNED, **_errors(404)})
     async def get_job_status(job_id: str, request: Request) -> Response:
         """Same as GET /v1/jobs/{job_id}."""
-        return _job_response(await _own_job(bridge, request, job_id, b""), registry, 200, full=True)
+        return _job_response(await own_job(bridge, request, job_id, b""), registry, 200, full=True)
 
     @app.post(
         "/v1/jobs/{job_id}/cancel",
@@ -160,13 +167,13 @@ def create_app(
     )
     async def cancel_job(job_id: str, request: Request) -> Response:
         """Cancel a pending or running job; n8n's execution is stopped where n8n supports it."""
-        raw = await _read_body(request, settings.bridge_max_body_bytes)
-        data = _json(raw)
+        raw = await read_body(request, settings.bridge_max_body_bytes)
+        data = parse_json(raw)
         client_id = request.headers.get("x-client-id") or (
             data.get("client_id") if isinstance(data, dict) else None
         )
-        await _own_job(bridge, request, job_id, raw, client_id=str(client_id or ""))
-        body = _model(CancelRequest, data)
+        await own_job(bridge, request, job_id, raw, client_id=str(client_id or ""))
+        body = parse_model(CancelRequest, data)
         if body.client_id != client_id:
             raise ApiError("CLIENT_MISMATCH", "client_id in the body is not the signing client")
         changed, job = await asyncio.to_thread(
@@ -193,9 +200,9 @@ def create_app(
     )
     async def n8n_result(request: Request) -> JSONResponse:
         """A workflow's result, signed with BRIDGE_N8N_CALLBACK_SECRET. Recorded, then forwarded."""
-        raw = await _read_body(request, settings.bridge_max_body_bytes)
-        _verify(bridge, "n8n", (settings.bridge_n8n_callback_secret.get_secret_value(),), request, raw)
-        result = _model(N8nResult, _json(raw))
+        raw = await read_body(request, settings.bridge_max_body_bytes)
+        verify_signed(bridge, "n8n", (settings.bridge_n8n_callback_secret.get_secret_value(),), request, raw)
+        result = parse_model(N8nResult, parse_json(raw))
         row = result.model_dump()
         row["audit"] = [entry.model_dump() for entry in result.audit]
         outcome = await asyncio.to_thread(bridge.store.record_result, row)
@@ -237,7 +244,7 @@ def create_app(
                     "description": e.description,
                     "enabled": e.enabled,
                     "killed": killed_all or key in killed,
-                    "max_timeout_seconds": _max_timeout(settings, e),
+                    "max_timeout_seconds": max_timeout(settings, e),
                     "max_concurrency": e.max_concurrency,
                     "has_inputs_schema": e.inputs_schema is not None,
                 }
@@ -265,123 +272,6 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
-
-
-# -- request helpers -----------------------------------------------------------------------------------
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise ApiError("PAYLOAD_TOO_LARGE", f"request body is over {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError("PAYLOAD_TOO_LARGE", f"request body is over {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise ApiError("MALFORMED_JSON", "request body is not valid JSON") from None
-
-
-def _model(model: type[M], data: Any) -> M:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise ApiError(
-            "VALIDATION_ERROR",
-            "request body does not match the contract",
-            detail=_validation_detail(exc.errors()),
-        ) from None
-
-
-def _validation_detail(errors: Any) -> list[dict[str, str]]:
-    return [{"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in list(errors)[:10]]
-
-
-def _verify(bridge: Bridge, who: str, secrets: tuple[str, ...], request: Request, raw: bytes) -> None:
-    if not any(secrets):
-        raise ApiError("UNKNOWN_CLIENT", f"no secret is configured for {who}")
-    try:
-        verified = verify(secrets, request.headers, raw)
-    except SignatureError as exc:
-        raise ApiError(exc.code, str(exc)) from None
-    if bridge.replays.seen(f"{who}:{verified.msg_id}"):
-        raise ApiError("SIGNATURE_REPLAYED", "this webhook-id was already used; sign each request anew")
-
-
-def _authenticate_client(bridge: Bridge, client_id: str, request: Request, raw: bytes) -> None:
-    secrets = bridge.settings.client_secrets.get(client_id)
-    if not secrets:
-        raise ApiError("UNKNOWN_CLIENT", "unknown client: name it in X-Client-Id and sign with its secret")
-    _verify(bridge, f"client:{client_id}", secrets, request, raw)
-
-
-async def _own_job(
-    bridge: Bridge, request: Request, job_id: str, raw: bytes, *, client_id: str | None = None
-) -> Row:
-    """Authenticate the caller and return its job; another client's job is indistinguishable from none."""
-    client_id = client_id if client_id is not None else request.headers.get("x-client-id", "")
-    _authenticate_client(bridge, client_id, request, raw)
-    job = await asyncio.to_thread(bridge.store.get_job, job_id)
-    if job is None or job["client_id"] != client_id:
-        raise ApiError("JOB_NOT_FOUND", f"no job {job_id} for client {client_id}")
-    return job
-
-
-def _max_timeout(settings: Settings, entry: WorkflowEntry) -> int:
-    return min(entry.max_timeout_seconds, settings.bridge_max_timeout_seconds)
-
-
-async def _admit(bridge: Bridge, job: JobRequest) -> WorkflowEntry:
-    """Every policy check on a well-formed, authenticated request; raises ApiError on the first failure."""
-    entry = bridge.registry.workflows.get(job.workflow_key)
-    if entry is None:
-        raise ApiError(
-            "UNKNOWN_WORKFLOW",
-            f"workflow_key {job.workflow_key!r} is not in the registry",
-            detail={"known": sorted(bridge.registry.workflows)},
-        )
-    if not entry.enabled:
-        raise ApiError("WORKFLOW_DISABLED", f"workflow {job.workflow_key} is disabled in the registry")
-    if not entry.allows(job.client_id):
-        raise ApiError("WORKFLOW_NOT_ALLOWED", f"client {job.client_id} may not run {job.workflow_key}")
-    killed_all, killed = await bridge.killed()
-    if killed_all:
-        raise ApiError(
-            "N8N_KILLED",
-            "the kill-switch for all workflows is on; retry after it is revived",
-            headers={"Retry-After": "60"},
-        )
-    if job.workflow_key in killed:
-        raise ApiError("WORKFLOW_KILLED", f"workflow {job.workflow_key} is stopped by the kill-switch")
-    limit = _max_timeout(bridge.settings, entry)
-    if job.timeout_seconds > limit:
-        raise ApiError(
-            "TIMEOUT_TOO_LARGE",
-            f"timeout_seconds {job.timeout_seconds} is over the maximum {limit}",
-            detail={"max_timeout_seconds": limit},
-        )
-    if problems := entry.input_errors(job.inputs):
-        raise ApiError("INPUTS_INVALID", f"inputs do not match {job.workflow_key}'s schema", detail=problems)
-    url = urlsplit(str(job.callback_url))
-    if url.scheme != "https" and (url.hostname or "").lower() not in bridge.settings.http_callback_hosts:
-        raise ApiError(
-            "CALLBACK_URL_NOT_ALLOWED",
-            f"callback_url must be https (plain http only for {sorted(bridge.settings.http_callback_hosts)})",
-        )
-    return entry
-
-
-def _user_id(metadata: dict[str, Any]) -> str | None:
-    user = metadata.get("user_id")
-    return str(user)[:128] if user is not None else None
 
 
 _MESSAGES = {
@@ -458,7 +348,7 @@ def _install_error_handlers(app: FastAPI, bridge: Bridge) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        detail = _validation_detail(exc.errors())
+        detail = validation_detail(exc.errors())
         return answer(ApiError("VALIDATION_ERROR", "request does not match the contract", detail=detail))
 
     @app.exception_handler(HTTPException)
