@@ -19,6 +19,9 @@ GENERATED: dict[str, Callable[[], str]] = {
     # n8n's Crypto node takes its HMAC key as text: the key is an ASCII token, base64'd into whsec_ form
     "BRIDGE_N8N_CALLBACK_SECRET": lambda: generate_secret(secrets.token_urlsafe(32).encode()),
     "BRIDGE_N8N_WEBHOOK_TOKEN": lambda: secrets.token_urlsafe(32),
+    "N8N_ENCRYPTION_KEY": lambda: secrets.token_urlsafe(32),
+    # n8n wants 8-64 characters with a digit and an upper-case letter
+    "N8N_OWNER_PASSWORD": lambda: f"Fb7{secrets.token_urlsafe(24)}",
 }
 _ASSIGNMENT = re.compile(r"^(?P<name>[A-Z][A-Z0-9_]*)=(?P<value>.*)$")
 

@@ -17,10 +17,12 @@ DEFAULT_RETRY_SCHEDULE = "0,5,300,1800,7200,18000,36000,36000"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True, env_ignore_empty=True)
 
     n8nctl_project_dir: Path = Field(default_factory=Path.cwd)
     n8nctl_state_dir: Path | None = None
+    n8nctl_cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "n8nctl")
+    n8nctl_stack: str = Field(default="dev", pattern=r"^[a-z0-9][a-z0-9-]*$")
 
     bridge_database_url: SecretStr = SecretStr("")  # may carry a password
     bridge_client_secrets: SecretStr = SecretStr("")
@@ -34,15 +36,23 @@ class Settings(BaseSettings):
     bridge_callback_allow_http_hosts: str = "127.0.0.1,localhost,::1"
     bridge_callback_retry_schedule: str = DEFAULT_RETRY_SCHEDULE
     bridge_callback_timeout_seconds: float = Field(default=10.0, gt=0)
-    bridge_public_url: str = "http://127.0.0.1:8000"
+    bridge_host: str = "127.0.0.1"
+    bridge_port: int = Field(default=8000, ge=1, le=65535)
+    bridge_public_url: str = ""
     bridge_poll_interval_seconds: float = Field(default=0.5, gt=0)
     bridge_workers: bool = True
     bridge_registry_path: Path | None = None
 
-    n8n_base_url: str = "http://127.0.0.1:5678"
+    n8n_version: str = "2.40.7"
+    n8n_port: int = Field(default=5678, ge=1, le=65535)
+    n8n_runners_broker_port: int = Field(default=5679, ge=1, le=65535)
+    n8n_base_url: str = ""
     n8n_api_key: SecretStr = SecretStr("")
+    n8n_encryption_key: SecretStr = SecretStr("")
+    n8n_owner_email: str = "owner@flowbiz.local"
+    n8n_owner_password: SecretStr = SecretStr("")
 
-    n8nctl_bridge_url: str = "http://127.0.0.1:8000"
+    n8nctl_bridge_url: str = ""
     n8nctl_client_id: str = "flowbiz"
     n8nctl_client_secret: SecretStr = SecretStr("")
 
@@ -68,6 +78,37 @@ class Settings(BaseSettings):
     @property
     def state_dir(self) -> Path:
         return self.n8nctl_state_dir or self.n8nctl_project_dir / ".n8nctl"
+
+    @property
+    def stack_dir(self) -> Path:
+        return self.n8nctl_project_dir / "stacks" / self.n8nctl_stack
+
+    @property
+    def n8n_url(self) -> str:
+        return (self.n8n_base_url or f"http://127.0.0.1:{self.n8n_port}").rstrip("/")
+
+    @property
+    def bridge_url(self) -> str:
+        """Where the CLI reaches the bridge."""
+        return (self.n8nctl_bridge_url or f"http://127.0.0.1:{self.bridge_port}").rstrip("/")
+
+    @property
+    def public_url(self) -> str:
+        """Where n8n reaches the bridge (results go to <this>/v1/callbacks/n8n)."""
+        return (self.bridge_public_url or f"http://127.0.0.1:{self.bridge_port}").rstrip("/")
+
+    @property
+    def api_key_file(self) -> Path:
+        return self.state_dir / "n8n-api-key"
+
+    def n8n_api_key_value(self) -> str:
+        """N8N_API_KEY, else the key `n8nctl up` created and stored (mode 0600) in the state folder."""
+        if value := self.n8n_api_key.get_secret_value():
+            return value
+        try:
+            return self.api_key_file.read_text().strip()
+        except FileNotFoundError:
+            return ""
 
     @property
     def database_url(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -23,14 +24,14 @@ class N8nClient:
         self,
         base_url: str,
         *,
-        api_key: str = "",
+        api_key: Callable[[], str] = str,
         webhook_header: str = "X-Bridge-Token",
         webhook_token: str = "",
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._webhook_headers = {webhook_header: webhook_token} if webhook_token else {}
-        self._api_headers = {"X-N8N-API-KEY": api_key} if api_key else {}
+        self._api_key = api_key  # read at each use: `n8nctl up` creates the key after the bridge starts
         self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport)
 
     async def aclose(self) -> None:
@@ -58,12 +59,13 @@ class N8nClient:
 
     async def stop_execution(self, execution_id: str) -> bool:
         """Stop a running execution (n8n >= ~2.10). False when n8n has no such execution or no API key."""
-        if not self._api_headers:
+        api_key = self._api_key()
+        if not api_key:
             return False
         url = f"/api/v1/executions/{execution_id}/stop"
         log.debug("n8n API POST %s", url)
         try:
-            response = await self._http.post(url, headers=self._api_headers)
+            response = await self._http.post(url, headers={"X-N8N-API-KEY": api_key})
         except httpx.HTTPError:
             return False
         return response.status_code < 300

@@ -51,8 +51,8 @@ class Bridge:
         self.settings, self.registry = settings, registry
         self.store = Store(settings.database_url)
         self.n8n = N8nClient(
-            settings.n8n_base_url,
-            api_key=settings.n8n_api_key.get_secret_value(),
+            settings.n8n_url,
+            api_key=settings.n8n_api_key_value,
             webhook_header=settings.bridge_n8n_webhook_header,
             webhook_token=settings.bridge_n8n_webhook_token.get_secret_value(),
             transport=n8n_transport,
@@ -193,7 +193,7 @@ class Bridge:
             "metadata": job["metadata"],
             "priority": job["priority"],
             "deadline_at": job["deadline_at"].isoformat(),
-            "callback_url": self.settings.bridge_public_url.rstrip("/") + "/v1/callbacks/n8n",
+            "callback_url": self.settings.public_url + "/v1/callbacks/n8n",
         }
         try:
             execution_id = await self.n8n.trigger(entry.webhook_path, payload)

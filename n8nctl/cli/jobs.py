@@ -31,7 +31,7 @@ def _client(settings: Settings) -> Any:
             f"no signing secret for client {client_id!r}",
             fix="Set N8NCTL_CLIENT_SECRET, or BRIDGE_CLIENT_SECRETS with an entry for N8NCTL_CLIENT_ID.",
         )
-    return BridgeClient(settings.n8nctl_bridge_url, client_id, secret)
+    return BridgeClient(settings.bridge_url, client_id, secret)
 
 
 def _json_arg(value: str, name: str) -> Any:

