@@ -10,13 +10,14 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from n8nctl.adapters.n8n_api import N8nApi
-from n8nctl.errors import ConfigError, NotFoundError
-from n8nctl.registry import Registry
+from n8nctl.errors import ConfigError, N8nctlError, NotFoundError
+from n8nctl.registry import Registry, WorkflowEntry
 from n8nctl.settings import Settings
 
 NODE_KEYS = (
@@ -98,8 +99,17 @@ class WorkflowSync:
         self._state_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._state_file.write_text(json.dumps(ids, indent=2, sort_keys=True) + "\n")
 
+    def entry(self, key: str) -> WorkflowEntry:
+        try:
+            return self.registry.workflows[key]
+        except KeyError:
+            raise NotFoundError(
+                f"no workflow {key!r} in the registry",
+                fix=f"Use one of: {', '.join(self.registry.workflows)}.",
+            ) from None
+
     def template(self, key: str) -> dict[str, Any]:
-        path = self.templates_dir / self.registry.workflows[key].template
+        path = self.templates_dir / self.entry(key).template
         try:
             return normalize(json.loads(path.read_text()))
         except FileNotFoundError:
@@ -120,7 +130,7 @@ class WorkflowSync:
     def import_all(self, credential_ids: dict[str, str], keys: list[str] | None = None) -> list[Outcome]:
         ids, outcomes = self._ids(), []
         for key in keys or list(self.registry.workflows):
-            entry = self.registry.workflows[key]
+            entry = self.entry(key)
             template = self.template(key)
             existing = self.instance(key)
             if existing is None:
@@ -139,8 +149,22 @@ class WorkflowSync:
             if bool(existing.get("active")) != entry.enabled:
                 self.api.set_active(existing["id"], active=entry.enabled)
                 activation = "activated" if entry.enabled else "deactivated"
+            self._wait_for_webhook(key, registered=entry.enabled)
             outcomes.append(Outcome(key, existing["id"], result, entry.enabled, activation))
         return outcomes
+
+    def _wait_for_webhook(self, key: str, *, registered: bool, timeout: float = 15.0) -> None:
+        """n8n registers a webhook shortly after activation returns; a job sent before would get 404."""
+        path = self.entry(key).webhook_path
+        deadline = time.monotonic() + timeout
+        while self.api.webhook_registered(path) != registered:
+            if time.monotonic() > deadline:
+                state = "registered" if registered else "unregistered"
+                raise N8nctlError(
+                    f"n8n's webhook {path} for {key} is not {state} after {timeout:.0f} s",
+                    fix="See n8nctl logs n8n; then n8nctl workflows import again.",
+                )
+            time.sleep(0.2)
 
     def export_all(self, dest: Path | None = None) -> list[Path]:
         written = []
@@ -188,4 +212,5 @@ class WorkflowSync:
                 f"workflow {key} is not in n8n", fix="Import it first: n8nctl workflows import."
             )
         self.api.set_active(instance["id"], active=active)
+        self._wait_for_webhook(key, registered=active)
         return str(instance["id"])

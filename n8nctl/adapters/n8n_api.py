@@ -131,6 +131,13 @@ class N8nApi:
             "POST", f"/api/v1/workflows/{workflow_id}/{'activate' if active else 'deactivate'}", public=True
         )
 
+    def webhook_registered(self, path: str) -> bool:
+        """Whether n8n routes its production webhook `path` (an unauthenticated POST runs nothing)."""
+        try:
+            return self._http.post(f"/webhook/{path}", timeout=5.0).status_code != 404
+        except httpx.HTTPError:
+            return False
+
     def last_execution(self, workflow_id: str) -> dict[str, Any] | None:
         page = self._call(
             "GET", "/api/v1/executions", public=True, params={"workflowId": workflow_id, "limit": 1}

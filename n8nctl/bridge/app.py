@@ -188,7 +188,7 @@ def create_app(
             )
         bridge.metrics.finished.labels(job["workflow_key"], "cancelled").inc()
         bridge.wake_dispatch.set()
-        bridge.stop_execution(job["execution_id"])
+        bridge.stop_execution(job)
         stored = await asyncio.to_thread(bridge.store.get_job, job_id)
         assert stored is not None
         return _job_response(stored, registry, 200, full=True)

@@ -216,15 +216,22 @@ class Bridge:
         expired = await asyncio.to_thread(self.store.expire_overdue)
         for job in expired:
             self.metrics.finished.labels(job["workflow_key"], "failed").inc()
-            self.stop_execution(job["execution_id"])
+            self.stop_execution(job)
         if expired:
             self.wake_delivery.set()
             self.wake_dispatch.set()
 
-    def stop_execution(self, execution_id: str | None) -> None:
-        """Ask n8n to stop an execution, in the background: callers never wait on n8n."""
-        if execution_id:
-            self._spawn(self.n8n.stop_execution(execution_id))
+    def stop_execution(self, job: Row) -> None:
+        """Ask n8n to stop the job's execution, in the background (callers never wait on n8n), and
+        audit whether it did: when it did not, a late result may still come and is recorded only."""
+        if job["execution_id"]:
+            self._spawn(self._stop_execution(job))
+
+    async def _stop_execution(self, job: Row) -> None:
+        stopped = await self.n8n.stop_execution(job["execution_id"])
+        action = "execution_stopped" if stopped else "execution_stop_failed"
+        details = {"execution_id": job["execution_id"]}
+        await asyncio.to_thread(self.store.record, job, action, source="bridge", details=details)
 
     # -- callback outbox ------------------------------------------------------------------------------
 

@@ -102,24 +102,27 @@ def list_(as_json: bool) -> None:
 
 
 @workflows.command()
-@click.argument("key")
-def diff(key: str) -> None:
-    """Show how n8n's copy differs from the template (unified diff); exits 1 when they differ.
+@click.argument("keys", nargs=-1)
+def diff(keys: tuple[str, ...]) -> None:
+    """Show how n8n's copy differs from the template (unified diff); exits 1 when any differs.
 
     \b
     Example:
+      n8nctl workflows diff
       n8nctl workflows diff content_pipeline
     """
     from n8nctl.errors import N8nctlError
 
     with _sync() as sync:
-        text = sync.diff(key)
-    if text:
-        click.echo(text, nl=False)
+        texts = {key: sync.diff(key) for key in keys or sync.registry.workflows}
+    for key, text in texts.items():
+        click.echo(text or f"{key}: n8n matches the template\n", nl=False)
+    differing = [key for key, text in texts.items() if text]
+    if differing:
         raise N8nctlError(
-            f"{key} differs from its template", fix="n8nctl workflows import, or export to keep n8n's."
+            f"{', '.join(differing)} differ from the template",
+            fix="n8nctl workflows import, or export to keep n8n's.",
         )
-    click.echo(f"{key}: n8n matches the template")
 
 
 @workflows.command()

@@ -347,6 +347,11 @@ class Store:
                 return "late"
             return "finished"
 
+    def record(self, job: Row, action: str, **fields: Any) -> None:
+        """Add one audit entry to a job's trail (fields as in the audit table)."""
+        with self._write() as conn:
+            _audit(conn, job, action, **fields)
+
     def cancel(self, job_id: str, *, reason: str | None, actor: str) -> tuple[bool, Row | None]:
         """Cancel an active job. Returns (changed, job); no callback is sent for a cancelled job."""
         now = utcnow()

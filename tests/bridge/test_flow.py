@@ -218,6 +218,10 @@ async def test_cancel_running_job_stops_execution_and_sends_no_success(start_bri
         response = await h.cancel(body["job_id"], reason="not needed")
         assert response.json()["status"] == "cancelled"
         assert h.n8n.stopped == ["1001"]
+        await eventually(
+            lambda: "execution_stopped" in [e["action"] for e in store.audit_for(body["job_id"])],
+            what="the stop audited",
+        )
         assert (await h.result(body["job_id"])).json()["recorded"] == "late"
         await asyncio.sleep(0.3)
         assert h.receiver.received == []

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from n8nctl.signing import generate_secret
-from tests.process.harness import Receiver, Service, free_port
+from tests.harness import Receiver, Service, free_port
 
 PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

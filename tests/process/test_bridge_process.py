@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from tests.harness import Receiver, Service, free_port, stays, wait_until
 from tests.process.conftest import Cli, FakeN8n
-from tests.process.harness import Receiver, Service, free_port, stays, wait_until
 
 pytestmark = pytest.mark.process
 

@@ -1,0 +1,170 @@
+"""The end-to-end tier: a real n8n and the bridge under supervisord, brought up by `n8nctl up` in a
+temporary project on free ports, with the registry's pilots plus a test workflow (slow_echo).
+
+The first run on a machine installs n8n into ~/.cache/n8nctl (about 4 minutes); later runs reuse it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from n8nctl.adapters.bridge_client import BridgeClient
+from n8nctl.settings import Settings
+from tests.harness import Receiver, free_port
+
+PROJECT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+UP_TIMEOUT = 1500  # a cold n8n install on a slow registry; `up` itself reports progress meanwhile
+
+SLOW_ECHO = {
+    "template": "templates/slow_echo.json",
+    "webhook_path": "flowbiz/test-slow-echo",
+    "description": "Test workflow: waits inputs.seconds, then echoes the inputs.",
+    "enabled": True,
+    "max_timeout_seconds": 120,
+    "max_concurrency": 4,
+    "expected_duration_seconds": 1,
+    "retention": "standard",
+    "allowed_clients": ["flowbiz"],
+    "inputs_schema": {
+        "type": "object",
+        "required": ["seconds"],
+        "properties": {"seconds": {"type": "number", "minimum": 0, "maximum": 120}},
+    },
+}
+
+
+@dataclass
+class Stack:
+    project: Path
+    env: dict[str, str]
+    settings: Settings
+    client: BridgeClient
+
+    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "n8nctl"), *args],
+            env=self.env,
+            cwd=self.project,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def cli_json(self, *args: str) -> Any:
+        done = self.cli(*args, "--json")
+        assert done.returncode == 0, f"n8nctl {' '.join(args)}: {done.stderr}"
+        return json.loads(done.stdout)
+
+    def supervisorctl(self, *args: str) -> str:
+        conf = self.settings.stack_dir / "supervisord.conf"
+        done = subprocess.run(
+            [str(BIN / "supervisorctl"), "-c", str(conf), *args],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+        return done.stdout
+
+    def execution(self, execution_id: str) -> dict[str, Any]:
+        """An execution as n8n's public API reports it (status: success, canceled, waiting, ...)."""
+        response = httpx.get(
+            f"{self.settings.n8n_url}/api/v1/executions/{execution_id}",
+            headers={"X-N8N-API-KEY": self.settings.n8n_api_key_value()},
+            timeout=10,
+        )
+        return dict(response.raise_for_status().json())
+
+    def audit(self, job_id: str) -> list[dict[str, Any]]:
+        return list(self.cli_json("audit", "show", job_id)["events"])
+
+    def logs(self) -> str:
+        return _log_tails(self.settings.state_dir / "logs")
+
+
+def _log_tails(log_dir: Path) -> str:
+    return "\n".join(
+        f"--- {path.name} ---\n" + "\n".join(path.read_text(errors="replace").splitlines()[-40:])
+        for path in sorted(log_dir.glob("*.log"))
+    )
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("N8NCTL_", "BRIDGE_", "N8N_"))}
+
+
+def _project() -> Path:
+    """A project folder with the registry plus slow_echo. Short path: supervisord's socket lives in it."""
+    project = Path(tempfile.mkdtemp(prefix="n8e-", dir="/tmp"))
+    shutil.copy(PROJECT / ".env.example", project)
+    shutil.copytree(PROJECT / "workflows", project / "workflows")
+    shutil.copy(Path(__file__).with_name("workflows") / "slow_echo.json", project / "workflows" / "templates")
+    registry_file = project / "workflows" / "registry.json"
+    registry = json.loads(registry_file.read_text())
+    registry["workflows"]["slow_echo"] = SLOW_ECHO
+    registry_file.write_text(json.dumps(registry, indent=2))
+    return project
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    project = _project()
+    overrides = {
+        "N8NCTL_PROJECT_DIR": str(project),
+        "N8NCTL_STACK": "e2e",
+        "N8N_PORT": str(free_port()),
+        "N8N_RUNNERS_BROKER_PORT": str(free_port()),
+        "BRIDGE_PORT": str(free_port()),
+        "BRIDGE_POLL_INTERVAL_SECONDS": "0.1",
+        "BRIDGE_CALLBACK_RETRY_SCHEDULE": "0,1,1,1,1,1,1,1",
+        "BRIDGE_CALLBACK_TIMEOUT_SECONDS": "2",
+    }
+    env = {**_clean_env(), **overrides}
+    up = subprocess.run(
+        [str(BIN / "n8nctl"), "up"],
+        env=env,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=UP_TIMEOUT,
+        check=False,
+    )
+    if up.returncode != 0:
+        subprocess.run([str(BIN / "n8nctl"), "down"], env=env, cwd=project, timeout=120, check=False)
+        pytest.fail(
+            f"n8nctl up failed:\n{up.stdout}\n{up.stderr}\n{_log_tails(project / '.n8nctl' / 'logs')}"
+        )
+    settings = Settings(_env_file=project / ".env", **{k.lower(): v for k, v in overrides.items()})  # type: ignore[arg-type]
+    client_id, secret = settings.bridge_client_secrets.get_secret_value().split(":", 1)
+    client = BridgeClient(settings.bridge_url, client_id, secret)
+    stack = Stack(
+        project, {**env, "N8NCTL_CLIENT_ID": client_id, "N8NCTL_CLIENT_SECRET": secret}, settings, client
+    )
+    try:
+        yield stack
+    finally:
+        stack.cli("down")
+        shutil.rmtree(project, ignore_errors=True)
+
+
+@pytest.fixture
+def receiver(stack: Stack) -> Iterator[Receiver]:
+    """FlowBiz's callback endpoint, verifying with the standardwebhooks package."""
+    receiver = Receiver(free_port(), stack.settings.bridge_callback_signing_secret.get_secret_value())
+    receiver.start()
+    yield receiver
+    receiver.stop()
