@@ -100,6 +100,11 @@ def up(settings: Settings, progress: Progress) -> UpReport:
         progress("the rendered config changed: applying it")
         stack.ctl("update")
         report.changes.append(f"applied the changed {stack.conf.name}")
+    if not report.started:
+        for program, state in stack.states().items():
+            if state in ("STOPPED", "EXITED", "FATAL"):
+                stack.ctl("start", program)
+                report.changes.append(f"started {program} (was {state})")
     progress("waiting for n8n and the bridge to be healthy...")
     wait_healthy(settings, stack)
     api = N8nApi(settings.n8n_url, api_key=settings.n8n_api_key_value())

@@ -143,18 +143,15 @@ def stack() -> Iterator[Stack]:
         timeout=UP_TIMEOUT,
         check=False,
     )
-    if up.returncode != 0:
-        subprocess.run([str(BIN / "n8nctl"), "down"], env=env, cwd=project, timeout=120, check=False)
-        pytest.fail(
-            f"n8nctl up failed:\n{up.stdout}\n{up.stderr}\n{_log_tails(project / '.n8nctl' / 'logs')}"
-        )
     settings = Settings(_env_file=project / ".env", **{k.lower(): v for k, v in overrides.items()})  # type: ignore[arg-type]
-    client_id, secret = settings.bridge_client_secrets.get_secret_value().split(":", 1)
+    client_id, _, secret = settings.bridge_client_secrets.get_secret_value().partition(":")
     client = BridgeClient(settings.bridge_url, client_id, secret)
     stack = Stack(
         project, {**env, "N8NCTL_CLIENT_ID": client_id, "N8NCTL_CLIENT_SECRET": secret}, settings, client
     )
     try:
+        if up.returncode != 0:
+            pytest.fail(f"n8nctl up failed:\n{up.stdout}\n{up.stderr}\n{stack.logs()}")
         yield stack
     finally:
         stack.cli("down")

@@ -82,6 +82,15 @@ def test_up_again_changes_nothing_and_status_is_healthy(stack: Stack) -> None:
     assert all(row["active"] and row["n8n_id"] for row in listed.values())
 
 
+def test_up_starts_a_stopped_service_again(stack: Stack) -> None:
+    assert "stopped" in stack.supervisorctl("stop", "bridge")
+    assert stack.cli("status").returncode == 1, "status must fail while the bridge is down"
+    again = stack.cli("up")
+    assert again.returncode == 0, again.stderr
+    assert "started bridge (was STOPPED)" in again.stderr
+    assert stack.cli("status").returncode == 0
+
+
 def test_tiktok_live_helper_job_end_to_end(stack: Stack, receiver: Receiver) -> None:
     comments = [
         {"user": "ana", "text": "How much is the red one?"},
