@@ -120,3 +120,12 @@ def up(settings: Settings, progress: Progress) -> UpReport:
 
 def down(settings: Settings) -> bool:
     return NativeStack(settings).stop()
+
+
+def stop_service(settings: Settings, service: str) -> None:
+    """Stop one service of the stack (the kill-switch stops n8n this way); the others keep running."""
+    NativeStack(settings).ctl("stop", service)
+
+
+def start_service(settings: Settings, service: str) -> None:
+    NativeStack(settings).ctl("start", service)
