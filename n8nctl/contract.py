@@ -8,6 +8,9 @@ from datetime import datetime
 from typing import Any
 
 AUDIT_FIELDS = ("timestamp", "action", "node_name", "details", "duration_ms")
+# error_message of jobs the kill-switch ends (error_code WORKFLOW_KILLED / N8N_KILLED)
+WORKFLOW_KILLED_MESSAGE = "the workflow was stopped by the kill-switch before this job ran"
+N8N_KILLED_MESSAGE = "n8n was stopped by the kill-switch while this job ran"
 
 
 def iso(moment: datetime | None) -> str | None:

@@ -131,6 +131,11 @@ class N8nApi:
             "POST", f"/api/v1/workflows/{workflow_id}/{'activate' if active else 'deactivate'}", public=True
         )
 
+    def stop_executions(self, workflow_id: str) -> int:
+        """Stop every queued, running or waiting execution of a workflow (n8n >= ~2.10); how many."""
+        body = {"status": ["queued", "running", "waiting"], "workflowId": workflow_id}
+        return int(self._call("POST", "/api/v1/executions/stop", public=True, json=body)["stopped"])
+
     def webhook_registered(self, path: str) -> bool:
         """Whether n8n routes its production webhook `path` (an unauthenticated POST runs nothing)."""
         try:

@@ -24,6 +24,7 @@ from n8nctl.adapters.n8n import DispatchError, N8nClient
 from n8nctl.bridge.errors import ApiError
 from n8nctl.bridge.metrics import Metrics
 from n8nctl.bridge.ratelimit import Rate, RateLimiter
+from n8nctl.contract import WORKFLOW_KILLED_MESSAGE
 from n8nctl.registry import Registry
 from n8nctl.settings import Settings
 from n8nctl.signing import ReplayGuard, sign_headers
@@ -169,16 +170,8 @@ class Bridge:
 
     async def _dispatch_loop(self) -> None:
         await self._wait(self.wake_dispatch)
-        killed_all, killed = await self.killed()
-        caps = (
-            {}
-            if killed_all
-            else {
-                key: entry.max_concurrency
-                for key, entry in self.registry.workflows.items()
-                if entry.enabled and key not in killed
-            }
-        )
+        # killed workflows are left out by the store itself, in the claim's transaction
+        caps = {key: e.max_concurrency for key, e in self.registry.workflows.items() if e.enabled}
         claimed = await asyncio.to_thread(self.store.claim_for_dispatch, caps, limit=32, lease=DISPATCH_LEASE)
         for job in claimed:
             self._spawn(self._dispatch_one(job))
@@ -215,8 +208,18 @@ class Bridge:
         await asyncio.sleep(self.settings.bridge_poll_interval_seconds)
         expired = await asyncio.to_thread(self.store.expire_overdue)
         for job in expired:
-            self.metrics.finished.labels(job["workflow_key"], "failed").inc()
             self.stop_execution(job)
+        _, killed = await self.killed()
+        if killed:  # jobs accepted while the switch was turning (another replica's cache): not run
+            expired += await asyncio.to_thread(
+                self.store.fail_active,
+                killed,
+                statuses=("pending",),
+                error_code="WORKFLOW_KILLED",
+                error_message=WORKFLOW_KILLED_MESSAGE,
+            )
+        for job in expired:
+            self.metrics.finished.labels(job["workflow_key"], "failed").inc()
         if expired:
             self.wake_delivery.set()
             self.wake_dispatch.set()

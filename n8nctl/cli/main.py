@@ -27,6 +27,8 @@ COMMANDS = {
     "bridge": "n8nctl.cli.bridge:bridge",
     "jobs": "n8nctl.cli.jobs:jobs",
     "audit": "n8nctl.cli.audit:audit",
+    "kill": "n8nctl.cli.killswitch:kill",
+    "revive": "n8nctl.cli.killswitch:revive",
 }
 
 

@@ -7,7 +7,7 @@ between two methods leaves a consistent state that the workers pick up again at 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -227,6 +227,12 @@ class Store:
         )
         claimed: list[Row] = []
         with self._write() as conn:
+            # The kill-switch is read here, in the claim's transaction: once `n8nctl kill` has
+            # committed, no bridge process claims a job of that workflow (or any, for the global switch).
+            killed = set(conn.execute(sa.select(switches.c.workflow_key).where(switches.c.killed)).scalars())
+            if GLOBAL_SWITCH in killed:
+                return []
+            caps = {key: cap for key, cap in caps.items() if key not in killed}
             busy: dict[str, int] = {key: count for key, count in conn.execute(in_flight).all()}
             # Each workflow's most urgent jobs up to its free slots (so a backlog of one never hides
             # another), then the most urgent of those overall.
@@ -416,6 +422,40 @@ class Store:
                     expired.append(dict(job))
         return expired
 
+    def fail_active(
+        self,
+        workflow_keys: Collection[str] | None,
+        *,
+        statuses: Collection[str] = ACTIVE,
+        error_code: str,
+        error_message: str,
+    ) -> list[Row]:
+        """Fail the jobs in `statuses` of these workflows (None: all) and queue their callbacks.
+
+        The kill-switch's way to end jobs it will not run; returns them, as they were before."""
+        now = utcnow()
+        query = sa.select(jobs).where(jobs.c.status.in_([s for s in statuses if s in ACTIVE]))
+        if workflow_keys is not None:
+            query = query.where(jobs.c.workflow_key.in_(list(workflow_keys)))
+        failed = []
+        with self._write() as conn:
+            for job in conn.execute(query).mappings().all():
+                if _finish(
+                    conn,
+                    dict(job),
+                    now,
+                    status="failed",
+                    outputs=None,
+                    error_code=error_code,
+                    error_message=error_message,
+                    execution_id=job["execution_id"],
+                    started_at=job["started_at"],
+                    completed_at=now,
+                    source="operator",
+                ):
+                    failed.append(dict(job))
+        return failed
+
     # -- callback outbox ------------------------------------------------------------------------------
 
     def claim_deliveries(self, *, limit: int, lease: timedelta) -> list[Row]:
@@ -518,6 +558,7 @@ class Store:
             return {r["workflow_key"]: dict(r) for r in conn.execute(sa.select(switches)).mappings()}
 
     def set_switch(self, workflow_key: str, *, killed: bool, reason: str | None, actor: str) -> None:
+        """Turn a kill-switch on or off ('*': the global one), audited with who and why."""
         now = utcnow()
         with self._write() as conn:
             conn.execute(switches.delete().where(switches.c.workflow_key == workflow_key))
@@ -526,17 +567,12 @@ class Store:
                     workflow_key=workflow_key, killed=killed, reason=reason, actor=actor, changed_at=now
                 )
             )
-            conn.execute(
-                audit_events.insert().values(
-                    workflow_key=workflow_key,
-                    at=now,
-                    source="operator",
-                    actor=actor,
-                    action="killed" if killed else "revived",
-                    details={"reason": reason},
-                    retention_days=365,
-                )
-            )
+            _operator_event(conn, workflow_key, "killed" if killed else "revived", actor, {"reason": reason})
+
+    def record_operator_event(self, workflow_key: str, action: str, *, actor: str, details: Any) -> None:
+        """An audit event of an operator action on a workflow ('*': all), not tied to one job."""
+        with self._write() as conn:
+            _operator_event(conn, workflow_key, action, actor, details)
 
 
 def _audit_row(
@@ -565,6 +601,20 @@ def _audit_row(
         "duration_ms": duration_ms,
         "retention_days": job["retention_days"],
     }
+
+
+def _operator_event(conn: Connection, workflow_key: str, action: str, actor: str, details: Any) -> None:
+    conn.execute(
+        audit_events.insert().values(
+            workflow_key=workflow_key,
+            at=utcnow(),
+            source="operator",
+            actor=actor,
+            action=action,
+            details=details,
+            retention_days=365,
+        )
+    )
 
 
 def _audit(conn: Connection, job: Any, action: str, **fields: Any) -> None:

@@ -238,3 +238,18 @@ async def test_result_before_dispatch_is_recorded_is_kept(start_bridge):
         store.mark_running(job, "1001")
         assert store.get_job(body["job_id"])["status"] == "success"
         assert json.loads(store.get_job(body["job_id"])["delivery"]["payload"])["status"] == "success"
+
+
+async def test_pending_job_of_a_killed_workflow_fails_with_workflow_killed(start_bridge):
+    """A job accepted just before the switch (or by a replica with a stale cache) is never run."""
+    async with start_bridge() as h:
+        h.n8n.up = False
+        body = job_body()
+        await h.submit(body)
+        h.app.state.bridge.store.set_switch(body["workflow_key"], killed=True, reason="incident", actor="ops")
+        await eventually(lambda: h.receiver.received, timeout=4, what="WORKFLOW_KILLED callback")
+        delivered = h.receiver.bodies()[0]
+        assert (delivered["status"], delivered["error_code"]) == ("failed", "WORKFLOW_KILLED")
+        h.n8n.up = True
+        await asyncio.sleep(0.3)
+        assert all(call["payload"]["job_id"] != body["job_id"] for call in h.n8n.calls)

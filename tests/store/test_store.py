@@ -141,3 +141,32 @@ def test_sqlite_files_are_private(tmp_path):
     for name in ("bridge.db", "bridge.db-wal"):
         assert stat.S_IMODE((tmp_path / "state" / name).stat().st_mode) == 0o600, name
     store.close()
+
+
+def test_claims_skip_killed_workflows_whatever_the_caller_asks(store):
+    """The switch is read in the claim's transaction: a stale cache in a bridge cannot dispatch."""
+    store.submit_batch([new_job("a", workflow_key="content_pipeline"), new_job("b", workflow_key="tiktok")])
+    caps = {"content_pipeline": 4, "tiktok": 4}
+    store.set_switch("tiktok", killed=True, reason="incident", actor="ops")
+    assert [job["job_id"] for job in store.claim_for_dispatch(caps, limit=10, lease=LEASE)] == ["a"]
+    store.set_switch("*", killed=True, reason="incident", actor="ops")
+    store.submit_batch([new_job("c", workflow_key="content_pipeline")])
+    assert store.claim_for_dispatch(caps, limit=10, lease=LEASE) == []
+    store.set_switch("*", killed=False, reason=None, actor="ops")
+    store.set_switch("tiktok", killed=False, reason=None, actor="ops")
+    assert {job["job_id"] for job in store.claim_for_dispatch(caps, limit=10, lease=LEASE)} == {"b", "c"}
+
+
+def test_fail_active_ends_only_the_asked_jobs_and_queues_their_callbacks(store):
+    store.submit_batch([new_job("p1"), new_job("r1"), new_job("other", workflow_key="tiktok")])
+    running = store.claim_for_dispatch({"content_pipeline": 1}, limit=1, lease=LEASE)[0]
+    store.mark_running(running, "exec-1")
+    failed = store.fail_active(["content_pipeline"], error_code="WORKFLOW_KILLED", error_message="killed")
+    assert {job["job_id"]: job["status"] for job in failed} == {
+        running["job_id"]: "running",
+        ({"p1", "r1"} - {running["job_id"]}).pop(): "pending",
+    }
+    assert store.get_job("other")["status"] == "pending"
+    assert store.get_job("p1")["error_code"] == store.get_job("r1")["error_code"] == "WORKFLOW_KILLED"
+    assert {d["job_id"] for d in store.claim_deliveries(limit=10, lease=LEASE)} == {"p1", "r1"}
+    assert store.fail_active(["content_pipeline"], error_code="WORKFLOW_KILLED", error_message="x") == []

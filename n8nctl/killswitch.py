@@ -1,0 +1,204 @@
+"""The kill-switch: stop one workflow, or all of n8n, in seconds, check that it took effect; and undo it.
+
+The switch itself is a row in the bridge's store (ADR 9): every bridge replica reads it, in the same
+transaction that claims jobs for dispatch, and it survives restarts. n8n is then changed through its
+API (one workflow) or its service is stopped (all). Every step runs even when an earlier one failed,
+and each reports whether it worked; the caller exits non-zero when any did not.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from n8nctl.adapters.n8n_api import N8nApi
+from n8nctl.contract import N8N_KILLED_MESSAGE, WORKFLOW_KILLED_MESSAGE
+from n8nctl.errors import N8nctlError, NotFoundError, RemoteError
+from n8nctl.registry import Registry
+from n8nctl.settings import Settings
+from n8nctl.stack import health, start_service, stop_service
+from n8nctl.store import Store
+from n8nctl.store.store import GLOBAL_SWITCH
+from n8nctl.workflows import WorkflowSync
+
+VERIFY_TIMEOUT = 5.0
+N8N_START_TIMEOUT = 180.0
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def _poll(predicate: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+class KillSwitch:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        store: Store,
+        *,
+        actor: str,
+        report: Callable[[Step], None] = lambda step: None,
+    ) -> None:
+        self.settings, self.registry, self.store, self.actor = settings, registry, store, actor
+        self._report = report
+        self.steps: list[Step] = []
+
+    # -- what the commands do -------------------------------------------------------------------------
+
+    def kill(self, key: str, reason: str) -> list[Step]:
+        self._known(key)
+        self._run("bridge rejects new jobs", lambda: self._switch(key, killed=True, reason=reason))
+        workflow_id = self._run("n8n workflow deactivated", lambda: self._set_active(key, active=False))
+        self._run("queued jobs failed", lambda: self._fail_jobs(key))
+        self._run("running executions stopped", lambda: self._stop_executions(workflow_id))
+        return self._done(key, "kill_completed", reason)
+
+    def kill_all(self, reason: str) -> list[Step]:
+        self._run("bridge rejects new jobs", lambda: self._switch(GLOBAL_SWITCH, killed=True, reason=reason))
+        self._run("n8n stopped", self._stop_n8n)
+        self._run("running jobs failed", lambda: self._fail_jobs(None))
+        return self._done(GLOBAL_SWITCH, "kill_completed", reason)
+
+    def revive(self, key: str) -> list[Step]:
+        self._known(key)
+        self._run("n8n workflow activated", lambda: self._set_active(key, active=True))
+        self._run("bridge accepts jobs", lambda: self._switch(key, killed=False, reason=None))
+        return self._done(key, "revive_completed", None)
+
+    def revive_all(self) -> list[Step]:
+        self._run("n8n started and healthy", self._start_n8n)
+        self._run("bridge accepts jobs", lambda: self._switch(GLOBAL_SWITCH, killed=False, reason=None))
+        return self._done(GLOBAL_SWITCH, "revive_completed", None)
+
+    # -- steps ----------------------------------------------------------------------------------------
+
+    def _run(self, name: str, action: Callable[[], tuple[str, Any]]) -> Any:
+        """Run one step, record and report it; returns its value (None when it failed)."""
+        started = time.monotonic()
+        try:
+            detail, value = action()
+            step = Step(name, True, f"{detail} ({time.monotonic() - started:.1f} s)")
+        except N8nctlError as exc:
+            detail, value = exc.what + (f": {exc.why}" if exc.why else ""), None
+            step = Step(name, False, detail, exc.fix)
+        self.steps.append(step)
+        self._report(step)
+        return value
+
+    def _done(self, key: str, action: str, reason: str | None) -> list[Step]:
+        details = {
+            "reason": reason,
+            "steps": [{"step": s.name, "ok": s.ok, "detail": s.detail} for s in self.steps],
+        }
+        self.store.record_operator_event(key, action, actor=self.actor, details=details)
+        return self.steps
+
+    def _known(self, key: str) -> None:
+        if key not in self.registry.workflows:
+            raise NotFoundError(
+                f"no workflow {key!r} in the registry",
+                fix=f"Use one of: {', '.join(self.registry.workflows)}.",
+            )
+
+    def _switch(self, key: str, *, killed: bool, reason: str | None) -> tuple[str, None]:
+        self.store.set_switch(key, killed=killed, reason=reason, actor=self.actor)
+        stored = f"switch {'on' if killed else 'off'} in the job store"
+        try:
+            httpx.get(f"{self.settings.bridge_url}/healthz", timeout=2.0)
+        except httpx.HTTPError:
+            return f"{stored}; the bridge is not running and applies it when it starts", None
+        if not _poll(lambda: self._bridge_reports(key) == killed, VERIFY_TIMEOUT):
+            raise N8nctlError(
+                f"the bridge at {self.settings.bridge_url} does not report the switch",
+                why=f"GET /v1/meta still shows the old state after {VERIFY_TIMEOUT:.0f} s",
+                fix="Check the bridge uses the same BRIDGE_DATABASE_URL as this command.",
+            )
+        return f"{stored}; the bridge reports it", None
+
+    def _bridge_reports(self, key: str) -> bool | None:
+        try:
+            meta = httpx.get(f"{self.settings.bridge_url}/v1/meta", timeout=2.0).json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        if key == GLOBAL_SWITCH:
+            return bool(meta["killed_all"])
+        return next(bool(w["killed"]) for w in meta["workflows"] if w["workflow_key"] == key)
+
+    def _api(self) -> N8nApi:
+        return N8nApi(self.settings.n8n_url, api_key=self.settings.n8n_api_key_value())
+
+    def _set_active(self, key: str, *, active: bool) -> tuple[str, str]:
+        api = self._api()
+        try:
+            if active and not self.registry.workflows[key].enabled:
+                return "left inactive: the registry has it disabled", ""
+            workflow_id = WorkflowSync(self.settings, self.registry, api).set_active(key, active=active)
+        finally:
+            api.close()
+        state = "active, its webhook routed" if active else "inactive, its webhook no longer routed"
+        return f"n8n workflow {workflow_id} {state}", workflow_id
+
+    def _fail_jobs(self, key: str | None) -> tuple[str, None]:
+        if key is None:  # kill --all: executions died with n8n; queued jobs wait for revive (or TIMEOUT)
+            failed = self.store.fail_active(
+                None,
+                statuses=("running",),
+                error_code="N8N_KILLED",
+                error_message=N8N_KILLED_MESSAGE,
+            )
+        else:
+            failed = self.store.fail_active(
+                [key], error_code="WORKFLOW_KILLED", error_message=WORKFLOW_KILLED_MESSAGE
+            )
+        running = sum(job["status"] == "running" for job in failed)
+        code = "N8N_KILLED" if key is None else "WORKFLOW_KILLED"
+        return f"{len(failed)} job(s) failed with {code} ({running} were running); callbacks queued", None
+
+    def _stop_executions(self, workflow_id: str | None) -> tuple[str, None]:
+        if not workflow_id:
+            raise N8nctlError("not attempted", why="the workflow's n8n id is unknown (previous step failed)")
+        api = self._api()
+        try:
+            stopped = api.stop_executions(workflow_id)
+        except RemoteError as exc:
+            if exc.status != 404:
+                raise
+            raise N8nctlError(
+                "this n8n version cannot stop executions through its API",
+                why="POST /api/v1/executions/stop answered 404 (it exists from n8n ~2.10)",
+                fix="Running executions finish on their own; their results are recorded, not delivered.",
+            ) from None
+        finally:
+            api.close()
+        return f"{stopped} execution(s) stopped in n8n; late results are recorded, not delivered", None
+
+    def _stop_n8n(self) -> tuple[str, None]:
+        stop_service(self.settings, "n8n")
+        if not _poll(lambda: not health(self.settings)["n8n"]["healthy"], VERIFY_TIMEOUT):
+            raise N8nctlError("n8n still answers after being stopped", fix="Stop it by hand: n8nctl down.")
+        return "the n8n service is stopped and no longer answers", None
+
+    def _start_n8n(self) -> tuple[str, None]:
+        start_service(self.settings, "n8n")
+        if not _poll(lambda: health(self.settings)["n8n"]["healthy"], N8N_START_TIMEOUT):
+            raise N8nctlError(
+                f"n8n is not healthy {N8N_START_TIMEOUT:.0f} s after start", fix="See n8nctl logs n8n."
+            )
+        return "n8n is running and healthy", None
