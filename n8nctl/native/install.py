@@ -32,7 +32,13 @@ def node_bin_dir() -> Path:
 
 
 def node_env() -> dict[str, str]:
-    return {**os.environ, "PATH": f"{node_bin_dir()}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return {
+        **os.environ,
+        "PATH": f"{node_bin_dir()}{os.pathsep}{os.environ.get('PATH', '')}",
+        # node-gyp (npm rebuild sqlite3) takes Node's headers from the wheel, which ships them;
+        # by default it would download them from nodejs.org, which these hosts cannot reach.
+        "npm_config_nodedir": str(node_bin_dir().parent),
+    }
 
 
 def pinned_version() -> str:
