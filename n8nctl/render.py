@@ -1,16 +1,36 @@
-"""Render stacks from templates/: pure functions from settings (and resolved paths) to text."""
+"""Render stacks from templates/: pure functions from settings (and resolved paths) to text.
+
+`render_stack` returns every file of one stack as {relative path: text}; `write_stack` and `stack_drift`
+are the only functions here that touch the disk.
+"""
 
 from __future__ import annotations
 
+import difflib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import jinja2
 
+from n8nctl import __version__
+from n8nctl.errors import ConfigError
 from n8nctl.settings import Settings
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+Runtime = Literal["compose", "native"]
+EXECUTION_MAX_AGE_HOURS = 336  # two weeks of n8n execution data; the bridge's audit keeps the rest
+EXECUTION_MAX_COUNT = 50_000
+# Bridge settings the compose file sets itself (container paths, service names) or that are not the
+# bridge's at runtime; every other BRIDGE_* setting is passed through from .env.
+_BRIDGE_SET_BY_COMPOSE = {
+    "bridge_host",
+    "bridge_port",
+    "bridge_public_url",
+    "bridge_registry_path",
+    "bridge_image",
+    "bridge_base_image",
+}
 
 
 def environment(templates: Path = TEMPLATES) -> jinja2.Environment:
@@ -36,7 +56,7 @@ def native_context(settings: Settings, *, n8n_home: Path, node_dir: Path) -> dic
         "n8n_bin": n8n_home / "node_modules" / "n8n" / "bin" / "n8n",
         "n8n_port": settings.n8n_port,
         "n8n_broker_port": settings.n8n_runners_broker_port,
-        "execution_max_age_hours": 336,
+        "execution_max_age_hours": EXECUTION_MAX_AGE_HOURS,
         "python": Path(sys.executable),
         "bridge_host": settings.bridge_host,
         "bridge_port": settings.bridge_port,
@@ -45,3 +65,125 @@ def native_context(settings: Settings, *, n8n_home: Path, node_dir: Path) -> dic
 
 def render_native(context: dict[str, Any]) -> str:
     return environment().get_template("native/supervisord.conf.j2").render(**context)
+
+
+def stack_name(settings: Settings, *, prod: bool) -> str:
+    """`prod` for the hardened stack, else N8NCTL_STACK (default `dev`)."""
+    return "prod" if prod else settings.n8nctl_stack
+
+
+def stack_dir(settings: Settings, *, prod: bool) -> Path:
+    return settings.n8nctl_project_dir / "stacks" / stack_name(settings, prod=prod)
+
+
+def images(settings: Settings) -> dict[str, str]:
+    """Every image the compose stacks run, with its tag: the one place they are decided."""
+    return {
+        "n8n": f"{settings.n8n_image}:{settings.n8n_version}",
+        "bridge": f"{settings.bridge_image}:{__version__}",
+        "bridge_base": settings.bridge_base_image,
+        "postgres": settings.postgres_image,
+        "redis": settings.redis_image,
+    }
+
+
+def compose_context(settings: Settings, *, prod: bool) -> dict[str, Any]:
+    return {
+        "stack": stack_name(settings, prod=prod),
+        "prod": prod,
+        "images": images(settings),
+        "n8n_port": settings.n8n_port,
+        "bridge_port": settings.bridge_port,
+        "bridge_env": sorted(
+            name.upper()
+            for name in Settings.model_fields
+            if name.startswith("bridge_") and name not in _BRIDGE_SET_BY_COMPOSE
+        ),
+        "workers": settings.n8nctl_workers,
+        "worker_concurrency": settings.n8nctl_worker_concurrency,
+        "execution_max_age_hours": EXECUTION_MAX_AGE_HOURS,
+        "execution_max_count": EXECUTION_MAX_COUNT,
+        "editor_server_name": settings.nginx_editor_server_name,
+    }
+
+
+def render_compose(context: dict[str, Any]) -> dict[str, str]:
+    """compose.yaml, plus compose.prod.yaml (the override) for the prod stack."""
+    env = environment()
+    files = {"compose.yaml": env.get_template("compose/compose.yaml.j2").render(**context)}
+    if context["prod"]:
+        files["compose.prod.yaml"] = env.get_template("compose/compose.prod.yaml.j2").render(**context)
+    return files
+
+
+def nginx_context(settings: Settings, *, prod: bool) -> dict[str, Any]:
+    certificate, certificate_key = settings.tls_files
+    return {
+        "stack": stack_name(settings, prod=prod),
+        "snippets": settings.n8nctl_project_dir.absolute() / "nginx",
+        "server_name": settings.nginx_server_name,
+        "editor_server_name": settings.nginx_editor_server_name,
+        "listen": settings.nginx_listen,
+        "http_listen": settings.nginx_http_listen,
+        "certificate": certificate,
+        "certificate_key": certificate_key,
+        "rate": settings.nginx_rate_limit,
+        "burst": settings.nginx_rate_burst,
+        "max_body_bytes": settings.bridge_max_body_bytes,
+        "editor_allow": settings.editor_allow,
+        "htpasswd_file": settings.htpasswd_file.absolute(),
+        "bridge_port": settings.bridge_port,
+        "n8n_port": settings.n8n_port,
+    }
+
+
+def render_nginx(context: dict[str, Any]) -> str:
+    return environment().get_template("nginx/n8nctl.conf.j2").render(**context)
+
+
+def render_stack(settings: Settings, *, runtime: Runtime, prod: bool) -> dict[str, str]:
+    """Every file of one stack, {path relative to its stack folder: text}: the runtime's files and
+    the nginx site config."""
+    if runtime == "native":
+        if prod:
+            raise ConfigError(
+                "the prod stack runs on the compose runtime only",
+                why="its n8n queue mode needs PostgreSQL and Redis, which the native runtime does not run",
+                fix="Use --runtime compose (or no --runtime) with --prod.",
+            )
+        from n8nctl.native.install import n8n_home, node_bin_dir
+
+        context = native_context(settings, n8n_home=n8n_home(settings), node_dir=node_bin_dir())
+        files = {"supervisord.conf": render_native(context)}
+    else:
+        files = render_compose(compose_context(settings, prod=prod))
+    files["nginx/n8nctl.conf"] = render_nginx(nginx_context(settings, prod=prod))
+    return files
+
+
+def write_stack(files: dict[str, str], directory: Path) -> list[str]:
+    """Write the files that differ from what is on disk; return their relative paths."""
+    changed = []
+    for relative, text in files.items():
+        path = directory / relative
+        if path.exists() and path.read_text() == text:
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        changed.append(relative)
+    return changed
+
+
+def stack_drift(files: dict[str, str], directory: Path) -> str:
+    """A unified diff from the files on disk to a fresh render; empty when they are the same."""
+    diff: list[str] = []
+    for relative, text in files.items():
+        path = directory / relative
+        on_disk = path.read_text() if path.exists() else ""
+        diff += difflib.unified_diff(
+            on_disk.splitlines(keepends=True),
+            text.splitlines(keepends=True),
+            fromfile=f"{path}{'' if path.exists() else ' (missing)'}",
+            tofile=f"{relative} (fresh render)",
+        )
+    return "".join(diff)

@@ -5,8 +5,10 @@ Every field here is documented in `.env.example`; a test keeps the two in step.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,6 +16,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from n8nctl.errors import ConfigError
 
 DEFAULT_RETRY_SCHEDULE = "0,5,300,1800,7200,18000,36000,36000"
+# Values written into rendered compose and nginx files: no spaces, quotes, ';', '{', '}' or '$', so a
+# setting can never add a directive or an interpolation to them.
+SAFE_VALUE = r"^[A-Za-z0-9._/:@+\[\]-]+$"
 
 
 class Settings(BaseSettings):
@@ -55,6 +60,59 @@ class Settings(BaseSettings):
     n8nctl_bridge_url: str = ""
     n8nctl_client_id: str = "flowbiz"
     n8nctl_client_secret: SecretStr = SecretStr("")
+
+    # --- stacks: compose runtime, images, nginx edge (issue 4) ---
+    n8nctl_runtime: Literal["auto", "compose", "native"] = "auto"
+    n8nctl_workers: int = Field(default=1, ge=1, le=32)
+    n8nctl_worker_concurrency: int = Field(default=10, ge=1, le=200)
+    n8n_image: str = Field(default="docker.n8n.io/n8nio/n8n", pattern=SAFE_VALUE)
+    bridge_image: str = Field(default="n8nctl-bridge", pattern=SAFE_VALUE)
+    bridge_base_image: str = Field(default="python:3.11.11-slim-bookworm", pattern=SAFE_VALUE)
+    postgres_image: str = Field(default="postgres:16.6-alpine", pattern=SAFE_VALUE)
+    redis_image: str = Field(default="redis:7.4.2-alpine", pattern=SAFE_VALUE)
+    postgres_password: SecretStr = SecretStr("")
+    nginx_server_name: str = Field(default="bridge.example.com", pattern=SAFE_VALUE)
+    nginx_editor_server_name: str = Field(default="n8n.example.com", pattern=SAFE_VALUE)
+    nginx_listen: str = Field(default="443", pattern=SAFE_VALUE)
+    nginx_http_listen: str = Field(default="80", pattern=SAFE_VALUE)
+    nginx_tls_certificate: str = Field(default="", pattern=r"^$|" + SAFE_VALUE)
+    nginx_tls_certificate_key: str = Field(default="", pattern=r"^$|" + SAFE_VALUE)
+    nginx_rate_limit: str = Field(default="10r/s", pattern=r"^[0-9]+r/[sm]$")
+    nginx_rate_burst: int = Field(default=20, ge=0)
+    nginx_editor_allow: str = "127.0.0.1/32"
+    nginx_editor_user: str = Field(default="operator", pattern=r"^[A-Za-z0-9._-]+$")
+    nginx_editor_password: SecretStr = SecretStr("")
+    nginx_htpasswd_file: str = Field(default="", pattern=r"^$|" + SAFE_VALUE)
+
+    @field_validator("nginx_editor_allow")
+    @classmethod
+    def _cidrs_parse(cls, value: str) -> str:
+        for cidr in value.split(","):
+            try:
+                ipaddress.ip_network(cidr.strip())
+            except ValueError as exc:
+                raise ValueError(f"NGINX_EDITOR_ALLOW: {exc} (comma-separated CIDRs)") from None
+        return value
+
+    @property
+    def editor_allow(self) -> tuple[str, ...]:
+        return tuple(str(ipaddress.ip_network(cidr.strip())) for cidr in self.nginx_editor_allow.split(","))
+
+    @property
+    def htpasswd_file(self) -> Path:
+        """The editor's basic-auth file (`n8nctl init` writes it; never committed)."""
+        return (
+            Path(self.nginx_htpasswd_file) if self.nginx_htpasswd_file else self.state_dir / "editor.htpasswd"
+        )
+
+    @property
+    def tls_files(self) -> tuple[str, str]:
+        """Certificate and key for the public servers; default: certbot's paths for the bridge's name."""
+        live = f"/etc/letsencrypt/live/{self.nginx_server_name}"
+        return (
+            self.nginx_tls_certificate or f"{live}/fullchain.pem",
+            self.nginx_tls_certificate_key or f"{live}/privkey.pem",
+        )
 
     @field_validator("bridge_rate_limit")
     @classmethod
