@@ -23,6 +23,7 @@ COMMANDS = {
     "down": "n8nctl.cli.stack:down",
     "status": "n8nctl.cli.stack:status",
     "logs": "n8nctl.cli.stack:logs",
+    "render": "n8nctl.cli.render:render",
     "workflows": "n8nctl.cli.workflows:workflows",
     "bridge": "n8nctl.cli.bridge:bridge",
     "jobs": "n8nctl.cli.jobs:jobs",
