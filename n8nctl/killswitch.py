@@ -11,20 +11,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from n8nctl.adapters.n8n_api import N8nApi
 from n8nctl.contract import N8N_KILLED_MESSAGE, WORKFLOW_KILLED_MESSAGE
 from n8nctl.errors import N8nctlError, NotFoundError, RemoteError
 from n8nctl.registry import Registry
 from n8nctl.settings import Settings
-from n8nctl.stack import health, start_service, stop_service
 from n8nctl.store import Store
 from n8nctl.store.store import GLOBAL_SWITCH
-from n8nctl.workflows import WorkflowSync
 
+if TYPE_CHECKING:
+    from n8nctl.adapters.n8n_api import N8nApi
+
+# n8n's side (API client, stack control) is imported when used: the bridge's switch is set first,
+# and an incident command should spend its first second on that, not on imports.
 VERIFY_TIMEOUT = 5.0
 N8N_START_TIMEOUT = 180.0
 
@@ -142,9 +144,13 @@ class KillSwitch:
         return next(bool(w["killed"]) for w in meta["workflows"] if w["workflow_key"] == key)
 
     def _api(self) -> N8nApi:
+        from n8nctl.adapters.n8n_api import N8nApi
+
         return N8nApi(self.settings.n8n_url, api_key=self.settings.n8n_api_key_value())
 
     def _set_active(self, key: str, *, active: bool) -> tuple[str, str]:
+        from n8nctl.workflows import WorkflowSync
+
         api = self._api()
         try:
             if active and not self.registry.workflows[key].enabled:
@@ -190,15 +196,24 @@ class KillSwitch:
         return f"{stopped} execution(s) stopped in n8n; late results are recorded, not delivered", None
 
     def _stop_n8n(self) -> tuple[str, None]:
-        stop_service(self.settings, "n8n")
-        if not _poll(lambda: not health(self.settings)["n8n"]["healthy"], VERIFY_TIMEOUT):
-            raise N8nctlError("n8n still answers after being stopped", fix="Stop it by hand: n8nctl down.")
-        return "the n8n service is stopped and no longer answers", None
+        return self._service("stop", healthy=False, timeout=VERIFY_TIMEOUT), None
 
     def _start_n8n(self) -> tuple[str, None]:
-        start_service(self.settings, "n8n")
-        if not _poll(lambda: health(self.settings)["n8n"]["healthy"], N8N_START_TIMEOUT):
-            raise N8nctlError(
-                f"n8n is not healthy {N8N_START_TIMEOUT:.0f} s after start", fix="See n8nctl logs n8n."
-            )
-        return "n8n is running and healthy", None
+        return self._service("start", healthy=True, timeout=N8N_START_TIMEOUT), None
+
+    def _service(self, verb: str, *, healthy: bool, timeout: float) -> str:
+        """Stop or start n8n, then check its health says so. Safe to repeat: stopping a stopped n8n
+        errs in the service manager but is verified by health all the same."""
+        from n8nctl.stack import health, start_service, stop_service
+
+        error: N8nctlError | None = None
+        try:
+            (stop_service if verb == "stop" else start_service)(self.settings, "n8n")
+        except N8nctlError as exc:
+            error, timeout = exc, min(timeout, 30.0)
+        if _poll(lambda: health(self.settings)["n8n"]["healthy"] == healthy, timeout):
+            return "n8n is running and healthy" if healthy else "n8n is stopped and no longer answers"
+        raise error or N8nctlError(
+            f"n8n is {'not healthy' if healthy else 'still answering'} {timeout:.0f} s after {verb}",
+            fix="See n8nctl logs n8n; n8nctl status.",
+        )

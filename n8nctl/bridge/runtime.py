@@ -36,7 +36,7 @@ log = logging.getLogger("n8nctl.bridge")
 
 DISPATCH_LEASE = timedelta(seconds=60)
 MAX_DISPATCH_BACKOFF = 30.0
-SWITCH_CACHE_SECONDS = 0.5
+SWITCH_CACHE_SECONDS = 0.1  # how stale a replica's view of the kill-switch may be
 BATCH_LIMIT = 128
 
 
