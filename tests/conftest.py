@@ -16,6 +16,20 @@ from n8nctl.settings import Settings
 from n8nctl.signing import generate_secret, sign_headers
 
 PROJECT = Path(__file__).resolve().parent.parent
+# The nine fields of FlowBiz's callback body (docs/CONTRACTS.md section 12)
+CALLBACK_KEYS = frozenset(
+    {
+        "job_id",
+        "status",
+        "outputs",
+        "error_code",
+        "error_message",
+        "audit",
+        "started_at",
+        "completed_at",
+        "execution_id",
+    }
+)
 
 
 class Secrets:

@@ -7,7 +7,7 @@ between two methods leaves a consistent state that the workers pick up again at 
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -390,37 +390,15 @@ class Store:
 
     def expire_overdue(self) -> list[Row]:
         """Fail every active job past its deadline with TIMEOUT and queue its callback."""
-        now = utcnow()
-        with self._write() as conn:
-            overdue = (
-                conn.execute(sa.select(jobs).where(jobs.c.status.in_(ACTIVE), jobs.c.deadline_at <= now))
-                .mappings()
-                .all()
-            )
-            expired = []
-            for job in overdue:
-                never_ran = job["status"] == "pending"
-                # FlowBiz sees the cause, not n8n's address or answer: those are in the audit trail.
-                why = (
-                    "never dispatched: n8n did not accept it"
-                    if never_ran
-                    else "no result before the deadline"
-                )
-                if _finish(
-                    conn,
-                    dict(job),
-                    now,
-                    status="failed",
-                    outputs=None,
-                    error_code="TIMEOUT",
-                    error_message=f"job exceeded timeout_seconds={job['timeout_seconds']}: {why}",
-                    execution_id=job["execution_id"],
-                    started_at=job["started_at"],
-                    completed_at=now,
-                    source="bridge",
-                ):
-                    expired.append(dict(job))
-        return expired
+
+        def message(job: Row) -> str:
+            # FlowBiz sees the cause, not n8n's address or answer: those are in the audit trail.
+            never_ran = job["status"] == "pending"
+            why = "never dispatched: n8n did not accept it" if never_ran else "no result before the deadline"
+            return f"job exceeded timeout_seconds={job['timeout_seconds']}: {why}"
+
+        overdue = sa.and_(jobs.c.status.in_(ACTIVE), jobs.c.deadline_at <= utcnow())
+        return self._fail(overdue, "TIMEOUT", message, source="bridge")
 
     def fail_active(
         self,
@@ -432,14 +410,20 @@ class Store:
     ) -> list[Row]:
         """Fail the jobs in `statuses` of these workflows (None: all) and queue their callbacks.
 
-        The kill-switch's way to end jobs it will not run; returns them, as they were before."""
-        now = utcnow()
-        query = sa.select(jobs).where(jobs.c.status.in_([s for s in statuses if s in ACTIVE]))
+        The kill-switch's way to end jobs it will not run."""
+        condition: sa.ColumnElement[bool] = jobs.c.status.in_([s for s in statuses if s in ACTIVE])
         if workflow_keys is not None:
-            query = query.where(jobs.c.workflow_key.in_(list(workflow_keys)))
+            condition = sa.and_(condition, jobs.c.workflow_key.in_(list(workflow_keys)))
+        return self._fail(condition, error_code, lambda job: error_message, source="operator")
+
+    def _fail(
+        self, condition: Any, error_code: str, message: Callable[[Row], str], *, source: str
+    ) -> list[Row]:
+        """Fail the active jobs matching `condition`, queue their callbacks; returns them as they were."""
+        now = utcnow()
         failed = []
         with self._write() as conn:
-            for job in conn.execute(query).mappings().all():
+            for job in conn.execute(sa.select(jobs).where(condition)).mappings().all():
                 if _finish(
                     conn,
                     dict(job),
@@ -447,11 +431,11 @@ class Store:
                     status="failed",
                     outputs=None,
                     error_code=error_code,
-                    error_message=error_message,
+                    error_message=message(dict(job)),
                     execution_id=job["execution_id"],
                     started_at=job["started_at"],
                     completed_at=now,
-                    source="operator",
+                    source=source,
                 ):
                     failed.append(dict(job))
         return failed

@@ -9,7 +9,7 @@ from datetime import timedelta
 import httpx
 import standardwebhooks
 
-from tests.conftest import eventually, job_body
+from tests.conftest import CALLBACK_KEYS, eventually, job_body
 
 
 def _pipeline(**overrides):
@@ -41,17 +41,7 @@ async def test_result_is_delivered_signed_with_the_exact_contract(start_bridge, 
         await eventually(lambda: h.receiver.received, what="callback")
         headers, raw = h.receiver.received[0]
         delivered = standardwebhooks.Webhook(secrets.callback).verify(raw, headers)
-        assert set(delivered) == {
-            "job_id",
-            "status",
-            "outputs",
-            "error_code",
-            "error_message",
-            "audit",
-            "started_at",
-            "completed_at",
-            "execution_id",
-        }
+        assert set(delivered) == CALLBACK_KEYS
         assert delivered["status"] == "success" and delivered["outputs"] == {"score": 7}
         assert delivered["execution_id"] == "1001"
         assert all(

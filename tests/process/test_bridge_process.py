@@ -10,22 +10,12 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import CALLBACK_KEYS
 from tests.harness import Receiver, Service, free_port, stays, wait_until
 from tests.process.conftest import Cli, FakeN8n
 
 pytestmark = pytest.mark.process
 
-CALLBACK_KEYS = {
-    "job_id",
-    "status",
-    "outputs",
-    "error_code",
-    "error_message",
-    "audit",
-    "started_at",
-    "completed_at",
-    "execution_id",
-}
 AUDIT_KEYS = {"timestamp", "action", "node_name", "details", "duration_ms"}
 COMMENTS = [{"user": "ana", "text": "hello"}, {"user": "bo", "text": "price?"}]
 
