@@ -1,7 +1,9 @@
-"""`n8nctl init`: write `.env` from `.env.example` with fresh secrets. Values are never printed."""
+"""`n8nctl init`: write `.env` from `.env.example` with fresh secrets, and the editor's htpasswd file.
+Values are never printed."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
@@ -22,8 +24,11 @@ GENERATED: dict[str, Callable[[], str]] = {
     "N8N_ENCRYPTION_KEY": lambda: secrets.token_urlsafe(32),
     # n8n wants 8-64 characters with a digit and an upper-case letter
     "N8N_OWNER_PASSWORD": lambda: f"Fb7{secrets.token_urlsafe(24)}",
+    "POSTGRES_PASSWORD": lambda: secrets.token_urlsafe(24),
+    "NGINX_EDITOR_PASSWORD": lambda: secrets.token_urlsafe(24),
 }
 _ASSIGNMENT = re.compile(r"^(?P<name>[A-Z][A-Z0-9_]*)=(?P<value>.*)$")
+_CRYPT64 = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 def write_env(project_dir: Path, *, force: bool = False) -> tuple[list[str], Path | None]:
@@ -49,9 +54,67 @@ def write_env(project_dir: Path, *, force: bool = False) -> tuple[list[str], Pat
             line = f"{match['name']}={GENERATED[match['name']]()}"
             generated.append(match["name"])
         lines.append(line)
-    temporary = target.with_name(".env.tmp")
+    _private_write(target, "\n".join(lines) + "\n")
+    return generated, backup
+
+
+def _private_write(target: Path, text: str) -> None:
+    """Write `text` to `target` with mode 0600 from the first byte, replacing it atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write("\n".join(lines) + "\n")
+        handle.write(text)
     os.replace(temporary, target)
-    return generated, backup
+
+
+def sha512_crypt(password: str, salt: str) -> str:
+    """`$6$salt$hash`: SHA-512 crypt (glibc, 5000 rounds), the strongest scheme every nginx's crypt(3)
+    reads. Written out here because Python's `crypt` module is deprecated (gone in 3.13)."""
+    key, salt_bytes = password.encode(), salt.encode()[:16]
+    sha = hashlib.sha512
+    alternate = sha(key + salt_bytes + key).digest()
+    digest = sha(key + salt_bytes)
+    digest.update((alternate * (len(key) // 64 + 1))[: len(key)])
+    length = len(key)
+    while length:
+        digest.update(alternate if length & 1 else key)
+        length >>= 1
+    result = digest.digest()
+    key_run = (sha(key * len(key)).digest() * (len(key) // 64 + 1))[: len(key)]
+    salt_run = (sha(salt_bytes * (16 + result[0])).digest() * (len(salt_bytes) // 64 + 1))[: len(salt_bytes)]
+    for round_ in range(5000):
+        step = sha(key_run if round_ & 1 else result)
+        if round_ % 3:
+            step.update(salt_run)
+        if round_ % 7:
+            step.update(key_run)
+        step.update(result if round_ & 1 else key_run)
+        result = step.digest()
+    encoded = []
+    for k in range(21):
+        a, b, c = result[k], result[k + 21], result[k + 42]
+        group = ((a, b, c), (b, c, a), (c, a, b))[k % 3]
+        encoded.append(_crypt64((group[0] << 16) | (group[1] << 8) | group[2], 4))
+    encoded.append(_crypt64(result[63], 2))
+    return f"$6${salt_bytes.decode()}${''.join(encoded)}"
+
+
+def _crypt64(value: int, count: int) -> str:
+    chars = []
+    for _ in range(count):
+        chars.append(_CRYPT64[value & 0x3F])
+        value >>= 6
+    return "".join(chars)
+
+
+def write_htpasswd(path: Path, user: str, password: str) -> None:
+    """The editor's basic-auth file for nginx (mode 0600: install a copy nginx's workers may read)."""
+    if not password:
+        raise ConfigError(
+            "NGINX_EDITOR_PASSWORD is empty",
+            why="the editor's basic auth needs a password",
+            fix="Set NGINX_EDITOR_PASSWORD in .env, then n8nctl init --htpasswd.",
+        )
+    salt = "".join(secrets.choice(_CRYPT64) for _ in range(16))
+    _private_write(path, f"{user}:{sha512_crypt(password, salt)}\n")

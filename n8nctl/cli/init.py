@@ -7,8 +7,16 @@ from n8nctl.cli.context import settings_from_env
 
 @click.command()
 @click.option("--force", is_flag=True, help="Replace an existing .env (kept as .env.bak-<time>).")
-def init(force: bool) -> None:
-    """Create .env from .env.example with freshly generated secrets (mode 0600).
+@click.option(
+    "--htpasswd",
+    "htpasswd_only",
+    is_flag=True,
+    help="Keep .env; only write the editor's htpasswd file again from it.",
+)
+def init(force: bool, htpasswd_only: bool) -> None:
+    """Create .env from .env.example with freshly generated secrets (mode 0600), and the n8n editor's
+    htpasswd file for nginx basic auth (NGINX_EDITOR_USER, NGINX_EDITOR_PASSWORD; mode 0600, at
+    NGINX_HTPASSWD_FILE, default .n8nctl/editor.htpasswd; never commit it).
 
     Prints the names of the generated variables, never their values.
 
@@ -16,11 +24,21 @@ def init(force: bool) -> None:
     Example:
       n8nctl init
       n8nctl init --force
+      n8nctl init --htpasswd     # after changing NGINX_EDITOR_PASSWORD in .env
     """
-    from n8nctl.envfile import write_env
+    from n8nctl.envfile import write_env, write_htpasswd
+    from n8nctl.settings import load_settings
 
     project_dir = settings_from_env().n8nctl_project_dir
-    generated, backup = write_env(project_dir, force=force)
-    if backup:
-        click.echo(f"kept the previous file as {backup.name}", err=True)
-    click.echo(f"wrote {project_dir / '.env'} (mode 0600) with new values for: {', '.join(generated)}")
+    if not htpasswd_only:
+        generated, backup = write_env(project_dir, force=force)
+        if backup:
+            click.echo(f"kept the previous file as {backup.name}", err=True)
+        click.echo(f"wrote {project_dir / '.env'} (mode 0600) with new values for: {', '.join(generated)}")
+    settings = load_settings(_env_file=project_dir / ".env")
+    write_htpasswd(
+        settings.htpasswd_file,
+        settings.nginx_editor_user,
+        settings.nginx_editor_password.get_secret_value(),
+    )
+    click.echo(f"wrote {settings.htpasswd_file} (mode 0600) for the editor user {settings.nginx_editor_user}")

@@ -60,3 +60,40 @@ def test_n8n_callback_secret_is_text_that_n8n_can_hold(project, runner):
     )
     key = base64.b64decode(line.split("=", 1)[1].removeprefix("whsec_"))
     assert len(key) >= 32 and key.decode("ascii").isprintable()
+
+
+def test_init_writes_the_editor_htpasswd_that_matches_env(project, runner):
+    import subprocess
+
+    result = runner.invoke(cli, ["init"])
+    assert result.exit_code == 0, result.output
+    settings = Settings(_env_file=project / ".env")  # type: ignore[call-arg]
+    htpasswd = project / ".n8nctl" / "editor.htpasswd"
+    assert settings.htpasswd_file == htpasswd and str(htpasswd) in result.output
+    assert stat.S_IMODE(htpasswd.stat().st_mode) == 0o600
+    user, _, hashed = htpasswd.read_text().strip().partition(":")
+    assert user == "operator" and hashed.startswith("$6$")
+    password = settings.nginx_editor_password.get_secret_value()
+    assert password and password not in result.output and password not in htpasswd.read_text()
+    salt = hashed.split("$")[2]
+    # the same hash the openssl CLI computes (nginx's crypt(3) reads this scheme)
+    reference = subprocess.run(
+        ["openssl", "passwd", "-6", "-salt", salt, "-stdin"], input=password, capture_output=True, text=True
+    )
+    assert reference.stdout.strip() == hashed
+
+
+def test_init_htpasswd_only_keeps_env_and_needs_a_password(project, runner):
+    assert runner.invoke(cli, ["init"]).exit_code == 0
+    env = (project / ".env").read_text()
+    htpasswd = project / ".n8nctl" / "editor.htpasswd"
+    first = htpasswd.read_text()
+    again = runner.invoke(cli, ["init", "--htpasswd"])
+    assert again.exit_code == 0, again.output
+    assert (project / ".env").read_text() == env
+    assert htpasswd.read_text() != first, "a fresh salt each time"
+    (project / ".env").write_text(
+        "\n".join(x for x in env.splitlines() if not x.startswith("NGINX_EDITOR_PASSWORD="))
+    )
+    refused = runner.invoke(cli, ["init", "--htpasswd"])
+    assert refused.exit_code == 2 and "NGINX_EDITOR_PASSWORD is empty" in refused.output
