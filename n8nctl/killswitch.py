@@ -126,7 +126,7 @@ class KillSwitch:
             httpx.get(f"{self.settings.bridge_url}/healthz", timeout=2.0)
         except httpx.HTTPError:
             return f"{stored}; the bridge is not running and applies it when it starts", None
-        if not _poll(lambda: self._bridge_reports(key) == killed, VERIFY_TIMEOUT):
+        if not _poll(lambda: self._bridge_reports(key, killed), VERIFY_TIMEOUT):
             raise N8nctlError(
                 f"the bridge at {self.settings.bridge_url} does not report the switch",
                 why=f"GET /v1/meta still shows the old state after {VERIFY_TIMEOUT:.0f} s",
@@ -134,14 +134,17 @@ class KillSwitch:
             )
         return f"{stored}; the bridge reports it", None
 
-    def _bridge_reports(self, key: str) -> bool | None:
+    def _bridge_reports(self, key: str, killed: bool) -> bool:
+        """Whether the bridge's GET /v1/meta shows the switch of `key` as `killed`. With the global
+        switch on, every workflow shows killed: reviving one workflow then counts as shown."""
         try:
             meta = httpx.get(f"{self.settings.bridge_url}/v1/meta", timeout=2.0).json()
         except (httpx.HTTPError, ValueError):
-            return None
+            return False
         if key == GLOBAL_SWITCH:
-            return bool(meta["killed_all"])
-        return next(bool(w["killed"]) for w in meta["workflows"] if w["workflow_key"] == key)
+            return bool(meta["killed_all"]) == killed
+        shown = next(bool(w["killed"]) for w in meta["workflows"] if w["workflow_key"] == key)
+        return shown == killed or (meta["killed_all"] and not killed)
 
     def _api(self) -> N8nApi:
         from n8nctl.adapters.n8n_api import N8nApi
