@@ -1,4 +1,6 @@
-"""The stack: `up` (install, render, start, wait, bootstrap, import), `status`, `down`. Native runtime."""
+"""The stack: `up` (install, render, start, wait, bootstrap, import), `status`, `down`, for the native
+runtime; the compose runtime is n8nctl/compose.py. `down`, `stop_service` and `start_service` act on
+whichever runtime `up` started (n8nctl/runtime.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ from n8nctl.bootstrap import bootstrap
 from n8nctl.errors import N8nctlError
 from n8nctl.native.install import ensure_n8n, node_bin_dir
 from n8nctl.native.supervisor import NativeStack
-from n8nctl.registry import load_registry
+from n8nctl.registry import Registry, load_registry
 from n8nctl.render import native_context, render_native
+from n8nctl.runtime import active
 from n8nctl.settings import Settings
 from n8nctl.workflows import Outcome, WorkflowSync
 
@@ -107,6 +110,11 @@ def up(settings: Settings, progress: Progress) -> UpReport:
                 report.changes.append(f"started {program} (was {state})")
     progress("waiting for n8n and the bridge to be healthy...")
     wait_healthy(settings, stack)
+    return bootstrap_and_import(settings, registry, report)
+
+
+def bootstrap_and_import(settings: Settings, registry: Registry, report: UpReport) -> UpReport:
+    """The last steps of `up` on either runtime, once n8n answers on settings.n8n_url."""
     api = N8nApi(settings.n8n_url, api_key=settings.n8n_api_key_value())
     try:
         booted = bootstrap(settings, api)
@@ -119,13 +127,29 @@ def up(settings: Settings, progress: Progress) -> UpReport:
 
 
 def down(settings: Settings) -> bool:
+    """Stop the running stack; False when it was not running. Data stays."""
+    if active(settings).runtime == "compose":
+        from n8nctl import compose
+
+        return compose.down(settings)
     return NativeStack(settings).stop()
 
 
 def stop_service(settings: Settings, service: str) -> None:
-    """Stop one service of the stack (the kill-switch stops n8n this way); the others keep running."""
+    """Stop one service of the stack (the kill-switch stops n8n this way); the others keep running.
+    On the prod compose stack, stopping n8n stops its queue-mode workers too: they run executions."""
+    if active(settings).runtime == "compose":
+        from n8nctl import compose
+
+        compose.stop_service(settings, service)
+        return
     NativeStack(settings).ctl("stop", service)
 
 
 def start_service(settings: Settings, service: str) -> None:
+    if active(settings).runtime == "compose":
+        from n8nctl import compose
+
+        compose.start_service(settings, service)
+        return
     NativeStack(settings).ctl("start", service)

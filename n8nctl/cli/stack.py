@@ -2,12 +2,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from n8nctl.cli.context import settings_from_env
 from n8nctl.cli.output import emit, json_option
-from n8nctl.errors import N8nctlError, NotFoundError
+from n8nctl.errors import ConfigError, N8nctlError, NotFoundError
+
+if TYPE_CHECKING:
+    from n8nctl.settings import Settings
+
+SERVICES = ["n8n", "bridge", "supervisord", "postgres", "redis", "n8n-worker"]
 
 
 def _progress(message: str) -> None:
@@ -15,30 +21,59 @@ def _progress(message: str) -> None:
 
 
 @click.command()
-def up() -> None:
+@click.option("--prod", is_flag=True, help="The hardened compose stack (stacks/prod/), n8n in queue mode.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 32),
+    help="n8n queue-mode workers of the prod stack [default: N8NCTL_WORKERS, 1].",
+)
+@click.option(
+    "--runtime",
+    type=click.Choice(["compose", "native"]),
+    help="Force a runtime [default: N8NCTL_RUNTIME=auto: compose when a Docker engine answers].",
+)
+def up(prod: bool, workers: int | None, runtime: str | None) -> None:
     """Bring the stack up on its embedded defaults, or bring it back to its configured state.
 
-    Native runtime (no Docker engine): installs the pinned n8n once (cached), renders
-    stacks/<stack>/supervisord.conf, starts n8n and the bridge under supervisord, waits until both are
-    healthy, bootstraps n8n (owner, API key, credentials from .env) and imports the registry's
-    workflows. Creates .env with fresh secrets first when there is none. Running it again changes
-    only what differs, and says so.
+    Chooses the runtime and says which: compose when a Docker engine answers (renders
+    stacks/<stack>/compose.yaml, runs it with docker compose), else native (installs the pinned n8n
+    once, cached, and runs n8n and the bridge under supervisord). Waits until every service is
+    healthy (or names the one that is not, with its last log lines), bootstraps n8n (owner, API key,
+    credentials from .env) and imports the registry's workflows. Creates .env with fresh secrets
+    first when there is none. Running it again changes only what differs, and says so.
 
     \b
     Example:
       n8nctl up
+      n8nctl up --prod --workers 3
+      n8nctl up --runtime native
       N8NCTL_STACK=second N8N_PORT=5700 N8N_RUNNERS_BROKER_PORT=5701 BRIDGE_PORT=8100 n8nctl up
     """
+    from n8nctl import runtime as runtimes
     from n8nctl import stack
-    from n8nctl.envfile import write_env
+    from n8nctl.adapters.docker import engine_answers
+    from n8nctl.envfile import write_env, write_htpasswd
 
     project_dir = settings_from_env().n8nctl_project_dir
     if not (project_dir / ".env").exists():
         generated, _ = write_env(project_dir)
         _progress(f"created .env (mode 0600) with new values for: {', '.join(generated)}")
+        created = settings_from_env()
+        editor_password = created.nginx_editor_password.get_secret_value()
+        write_htpasswd(created.htpasswd_file, created.nginx_editor_user, editor_password)
     settings = settings_from_env()
-    _progress("runtime: native (no Docker engine is used by this version)")
-    report = stack.up(settings, _progress)
+    if workers and not prod:
+        raise ConfigError("--workers needs --prod", why="only the prod stack runs n8n in queue mode")
+    chosen, why = runtimes.choose(settings, runtime, prod=prod, engine_answers=engine_answers)
+    _progress(f"runtime: {chosen} ({why})")
+    if chosen == "compose":
+        from n8nctl import compose
+
+        count = workers or settings.n8nctl_workers
+        report = compose.up(settings, _progress, prod=prod, workers=count)
+    else:
+        runtimes.forget(settings)
+        report = stack.up(settings, _progress)
     for change in report.changes:
         _progress(f"  {change}")
     for outcome in report.workflows:
@@ -57,7 +92,7 @@ def up() -> None:
 
 @click.command()
 def down() -> None:
-    """Stop the native stack (n8n, the bridge and supervisord). Data stays in the state folder.
+    """Stop the stack `up` started (either runtime). Data stays: the state folder, or the compose volumes.
 
     \b
     Example:
@@ -78,31 +113,79 @@ def status(as_json: bool) -> None:
       n8nctl status
       n8nctl status --json
     """
-    from n8nctl.native.supervisor import NativeStack
+    from n8nctl.runtime import active
     from n8nctl.stack import health
 
     settings = settings_from_env()
-    states = NativeStack(settings).states()
     services = health(settings)
-    rows = [{"service": name, "state": states.get(name, "DOWN"), **info} for name, info in services.items()]
+    if active(settings).runtime == "compose":
+        rows = _compose_rows(settings, services)
+    else:
+        from n8nctl.native.supervisor import NativeStack
+
+        states = NativeStack(settings).states()
+        rows = [
+            {"service": name, "state": states.get(name, "DOWN"), **info} for name, info in services.items()
+        ]
     emit(rows, as_json=as_json, columns=["service", "state", "healthy", "version", "url"])
     unhealthy = [row["service"] for row in rows if not row["healthy"]]
     if unhealthy:
         raise N8nctlError(f"unhealthy: {', '.join(unhealthy)}", fix="n8nctl logs SERVICE; n8nctl up.")
 
 
+def _compose_rows(settings: Settings, probes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per compose container; n8n and the bridge also answer their HTTP health probes."""
+    from n8nctl import compose
+
+    rows = []
+    for state in compose.status(settings):
+        probe = probes.get(state.service, {"healthy": True, "version": None, "url": None})
+        rows.append(
+            {
+                "service": state.service,
+                "container": state.name,
+                "state": state.status if state.health is None else f"{state.status} ({state.health})",
+                "healthy": state.ready and probe["healthy"],
+                "version": probe["version"],
+                "url": probe["url"],
+            }
+        )
+    missing = [name for name in probes if name not in {row["service"] for row in rows}]
+    rows += [{"service": name, "state": "DOWN", **probes[name]} for name in missing]
+    return rows
+
+
 @click.command()
-@click.argument("service", required=False, type=click.Choice(["n8n", "bridge", "supervisord"]))
+@click.argument("service", required=False, type=click.Choice(SERVICES))
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
 @click.option("-n", "--lines", default=50, show_default=True, help="Lines to show first.")
 def logs(service: str | None, follow: bool, lines: int) -> None:
-    """Show a service's log (all services when none is named).
+    """Show a service's log (all services when none is named), on either runtime.
 
     \b
     Example:
       n8nctl logs bridge -f
     """
-    log_dir = settings_from_env().state_dir / "logs"
+    from n8nctl.runtime import active
+
+    settings = settings_from_env()
+    stack = active(settings)
+    if stack.runtime == "compose":
+        from n8nctl import compose
+
+        if service == "supervisord":
+            raise ConfigError("the compose runtime has no supervisord", fix="Name a compose service.")
+        chosen = [service] if service else list(compose.services(stack))
+        project = compose.project(settings, stack)
+        if not follow:
+            click.echo(project.logs(chosen, tail=lines), nl=False)
+            return
+        for line in project.follow(chosen, tail=lines):
+            click.echo(line, nl=False)
+        return
+    if service in ("postgres", "redis", "n8n-worker"):
+        raise ConfigError(f"the native runtime has no {service}", fix="Name n8n, bridge or supervisord.")
+    log_dir = settings.state_dir / "logs"
     files = [log_dir / f"{name}.log" for name in ([service] if service else ["supervisord", "n8n", "bridge"])]
     present = [str(f) for f in files if f.exists()]
     if not present:

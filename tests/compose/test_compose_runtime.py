@@ -1,0 +1,155 @@
+"""No Docker engine: argument level. What n8nctl asks of Docker, read from the command lines
+python-on-whales built (see conftest.py); the real stack runs in test_docker_stack.py."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+
+from n8nctl import compose, runtime
+from n8nctl.adapters.docker import Compose, engine_answers
+from n8nctl.errors import ConfigError, N8nctlError, UnreachableError
+from n8nctl.runtime import ActiveStack
+from n8nctl.stack import start_service, stop_service
+from tests.compose.conftest import HEALTHY_DEV, secret_values
+
+
+def no_progress(message: str) -> None:
+    pass
+
+
+def test_engine_detection_no_docker_engine_argument_level(docker, tmp_path):
+    assert engine_answers([str(docker.executable)]) is True
+    docker.scenario(engine=False)
+    assert engine_answers([str(docker.executable)]) is False
+    assert engine_answers([str(tmp_path / "no-such-docker")]) is False
+    assert docker.calls()[0] == ["version", "-f", "{{json .}}"]
+
+
+@pytest.mark.parametrize(
+    ("requested", "prod", "engine", "expected"),
+    [
+        (None, False, True, ("compose", "a Docker engine answers")),
+        (None, False, False, ("native", "no Docker engine answers")),
+        ("native", False, True, ("native", "--runtime")),
+        ("compose", True, True, ("compose", "--runtime")),
+        (None, True, True, ("compose", "a Docker engine answers")),
+    ],
+)
+def test_runtime_choice(settings, requested, prod, engine, expected):
+    assert runtime.choose(settings, requested, prod=prod, engine_answers=lambda: engine) == expected
+
+
+def test_runtime_choice_refuses_what_cannot_run(settings):
+    with pytest.raises(UnreachableError, match="no Docker engine answers"):
+        runtime.choose(settings, None, prod=True, engine_answers=lambda: False)
+    with pytest.raises(UnreachableError):
+        runtime.choose(settings, "compose", prod=False, engine_answers=lambda: False)
+    with pytest.raises(ConfigError, match="--prod needs the compose runtime"):
+        runtime.choose(settings, "native", prod=True, engine_answers=lambda: True)
+
+
+def test_prod_up_scales_workers_and_passes_secrets_only_as_env_files_no_docker_engine_argument_level(
+    docker, settings, project
+):
+    healthy = [*HEALTHY_DEV, *[{"service": "n8n-worker", "status": "running", "health": "healthy"}] * 3]
+    docker.scenario(containers=healthy)
+    report, _ = compose.start(settings, no_progress, prod=True, workers=3)
+    folder = project / "stacks" / "prod"
+    (up,) = docker.compose_calls("up")
+    assert up == [
+        "compose",
+        "--file", str(folder / "compose.yaml"),
+        "--file", str(folder / "compose.prod.yaml"),
+        "--env-file", str(project / ".env"),
+        "--env-file", str(project / ".n8nctl" / "compose.env"),
+        "up", "--detach", "--scale", "n8n-worker=3", "--remove-orphans",
+    ]  # fmt: skip
+    assert report.runtime == "compose" and report.changes == [
+        "rendered prod/compose.yaml",
+        "rendered prod/compose.prod.yaml",
+        "rendered prod/nginx/n8nctl.conf",
+    ]
+    assert runtime.active(settings) == ActiveStack("compose", prod=True, workers=3)
+    command_lines = json.dumps(docker.calls())
+    rendered = "".join(p.read_text() for p in folder.rglob("*") if p.is_file())
+    for secret in secret_values(settings):
+        assert secret not in command_lines and secret not in rendered
+    assert oct((project / ".n8nctl" / "compose.env").stat().st_mode & 0o777) == "0o600"
+
+
+def test_dev_up_is_idempotent_no_docker_engine_argument_level(docker, settings):
+    first, _ = compose.start(settings, no_progress, prod=False, workers=1)
+    again, _ = compose.start(settings, no_progress, prod=False, workers=1)
+    assert first.changes and again.changes == [] and not again.started
+    assert all("--scale" not in call for call in docker.compose_calls("up"))
+
+
+def test_a_service_that_exits_is_named_with_its_last_log_lines_no_docker_engine_argument_level(
+    docker, settings
+):
+    crashed = [dict(c, status="exited", health=None) if c["service"] == "n8n" else c for c in HEALTHY_DEV]
+    docker.scenario(containers=crashed, logs="n8n-1  | There was an error initializing DB\n")
+    with pytest.raises(N8nctlError) as error:
+        compose.start(settings, no_progress, prod=False, workers=1)
+    line = error.value.line()
+    assert line.startswith("n8n did not come up (exited)")
+    assert "There was an error initializing DB" in line and "n8nctl logs n8n" in line
+    (logs,) = docker.compose_calls("logs")
+    assert logs[-4:] == ["--no-color", "--tail", "15", "n8n"]
+
+
+def test_a_service_still_starting_at_the_deadline_is_named_no_docker_engine_argument_level(docker, settings):
+    starting = [dict(c, health="starting") if c["service"] == "bridge" else c for c in HEALTHY_DEV]
+    docker.scenario(containers=starting, logs="bridge-1  | waiting for the database\n")
+    stack = ActiveStack("compose")
+    compose_project = compose.project(settings, stack)
+    ticks = itertools.count(0, 10)  # a clock that advances 10 s per look: no real waiting
+    with pytest.raises(N8nctlError) as error:
+        compose.wait_healthy(
+            compose_project,
+            compose.services(stack),
+            timeout=30,
+            clock=lambda: next(ticks),
+            pause=lambda s: None,
+        )
+    assert error.value.line().startswith("bridge not healthy after 30 s")
+    assert "waiting for the database" in error.value.line()
+
+
+def test_docker_failures_become_one_line_errors_no_docker_engine_argument_level(docker, settings):
+    docker.scenario(containers=[], fail={"up": "service bridge: pull access denied for n8nctl-bridge"})
+    with pytest.raises(N8nctlError) as error:
+        compose.start(settings, no_progress, prod=False, workers=1)
+    assert error.value.line().startswith("docker compose up failed: because docker exited 1: service bridge")
+    assert "\n" not in error.value.line()
+
+
+def test_kill_switch_seam_stops_n8n_and_its_workers_no_docker_engine_argument_level(docker, settings):
+    runtime.remember(settings, ActiveStack("compose", prod=True, workers=2))
+    stop_service(settings, "n8n")
+    start_service(settings, "n8n")
+    runtime.remember(settings, ActiveStack("compose", prod=False))
+    stop_service(settings, "n8n")
+    stops, starts = docker.compose_calls("stop"), docker.compose_calls("start")
+    assert stops[0][-2:] == ["n8n", "n8n-worker"] and "compose.prod.yaml" in stops[0][4]
+    assert starts[0][-2:] == ["n8n", "n8n-worker"]
+    assert stops[1][-2:] == ["stop", "n8n"], "the dev stack has no workers"
+
+
+def test_down_removes_containers_keeps_volumes_and_forgets_the_runtime_no_docker_engine_argument_level(
+    docker, settings
+):
+    runtime.remember(settings, ActiveStack("compose"))
+    assert compose.down(settings) is True
+    (down,) = docker.compose_calls("down")
+    assert down[-2:] == ["down", "--remove-orphans"] and "--volumes" not in down
+    assert runtime.active(settings) == ActiveStack("native")
+
+
+def test_compose_files_order_base_then_override(settings):
+    project = compose.project(settings, ActiveStack("compose", prod=True))
+    assert isinstance(project, Compose)
+    assert [p.name for p in project.files] == ["compose.yaml", "compose.prod.yaml"]
