@@ -19,6 +19,8 @@ from n8nctl.stack import HEALTH_TIMEOUT, Progress, UpReport, bootstrap_and_impor
 
 BASE_SERVICES = ("postgres", "redis", "n8n", "bridge")
 WORKER = "n8n-worker"
+BRIDGE_UID = 10001  # the Dockerfile's `bridge` user
+BRIDGE_FILES = ("bridge.db", "bridge.db-wal", "bridge.db-shm", "n8n-api-key")
 
 
 def services(stack: ActiveStack) -> tuple[str, ...]:
@@ -34,21 +36,33 @@ def project(settings: Settings, stack: ActiveStack, client_call: Sequence[str] =
 
 
 def runtime_env_file(settings: Settings) -> Path:
-    """Values `up` learns at run time (the n8n API key the bootstrap creates), for ${VAR} in compose."""
+    """Values `up` decides at run time, for ${VAR} in the compose files (no secret among them)."""
     return settings.state_dir / "compose.env"
 
 
-def write_runtime_env(settings: Settings) -> bool:
-    """Write compose.env (mode 0600) when its content changes; True when it did."""
+def write_runtime_env(settings: Settings) -> None:
+    """compose.env: the user the bridge container runs as (see `share_state`)."""
+    uid, gid = share_state(settings)
     path = runtime_env_file(settings)
-    text = f"N8N_API_KEY={settings.n8n_api_key_value()}\n"
-    if path.exists() and path.read_text() == text:
-        return False
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    return True
+    text = f"N8NCTL_BRIDGE_USER={uid}:{gid}\n"
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
+def share_state(settings: Settings) -> tuple[int, int]:
+    """The uid:gid that lets the bridge container and n8nctl on the host share the state folder: its
+    owner, or, when root owns it, the image's unprivileged user, given the folder and the files the
+    bridge opens (SQLite gives the journal files it creates as root the database file's owner)."""
+    state = settings.state_dir
+    state.mkdir(mode=0o700, parents=True, exist_ok=True)  # before docker would create it, root-owned
+    owner = state.stat()
+    if owner.st_uid not in (0, BRIDGE_UID):
+        return owner.st_uid, owner.st_gid
+    if os.geteuid() == 0:
+        shared = [state, *(state / name for name in BRIDGE_FILES)]
+        for path in (p for p in shared if p.exists()):
+            os.chown(path, BRIDGE_UID, BRIDGE_UID)
+    return BRIDGE_UID, BRIDGE_UID
 
 
 def wait_healthy(
@@ -124,12 +138,9 @@ def start(
 
 def up(settings: Settings, progress: Progress, *, prod: bool, workers: int) -> UpReport:
     registry = load_registry(settings.registry_path)
-    report, compose = start(settings, progress, prod=prod, workers=workers)
+    report, _ = start(settings, progress, prod=prod, workers=workers)
     bootstrap_and_import(settings, registry, report)
-    if write_runtime_env(settings):  # the bootstrap created the API key: the bridge stops executions with it
-        compose.up(services=["bridge"])
-        wait_healthy(compose, services(active(settings)))
-        report.changes.append("gave the bridge the n8n API key (recreated it)")
+    share_state(settings)  # the API key the bootstrap may have just written, as root
     return report
 
 

@@ -94,6 +94,7 @@ def compose_context(settings: Settings, *, prod: bool) -> dict[str, Any]:
         "images": images(settings),
         "n8n_port": settings.n8n_port,
         "bridge_port": settings.bridge_port,
+        "state_dir": settings.state_dir.absolute(),
         "bridge_env": sorted(
             name.upper()
             for name in Settings.model_fields

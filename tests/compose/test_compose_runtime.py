@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 
 import pytest
 
@@ -77,7 +78,7 @@ def test_prod_up_scales_workers_and_passes_secrets_only_as_env_files_no_docker_e
     rendered = "".join(p.read_text() for p in folder.rglob("*") if p.is_file())
     for secret in secret_values(settings):
         assert secret not in command_lines and secret not in rendered
-    assert oct((project / ".n8nctl" / "compose.env").stat().st_mode & 0o777) == "0o600"
+    assert (project / ".n8nctl" / "compose.env").read_text() == "N8NCTL_BRIDGE_USER=10001:10001\n"
 
 
 def test_dev_up_is_idempotent_no_docker_engine_argument_level(docker, settings):
@@ -153,3 +154,21 @@ def test_compose_files_order_base_then_override(settings):
     project = compose.project(settings, ActiveStack("compose", prod=True))
     assert isinstance(project, Compose)
     assert [p.name for p in project.files] == ["compose.yaml", "compose.prod.yaml"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing a folder's owner needs root")
+def test_the_bridge_container_shares_the_state_folder_with_the_host(settings):
+    state = settings.state_dir
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "bridge.db").write_text("")
+    (state / "n8n-api-key").write_text("key\n")
+    (state / "n8n-bootstrap.json").write_text("{}")
+    os.chown(state, 0, 0)
+    # root owns it: the image's unprivileged user gets the folder and the files the bridge opens
+    assert compose.share_state(settings) == (10001, 10001)
+    owners = {p.name: p.stat().st_uid for p in [state, *state.iterdir()]}
+    assert owners == {".n8nctl": 10001, "bridge.db": 10001, "n8n-api-key": 10001, "n8n-bootstrap.json": 0}
+    # an operator's own folder: the container runs as that operator, nothing changes hands
+    os.chown(state, 1234, 1235)
+    assert compose.share_state(settings) == (1234, 1235)
+    assert (state / "bridge.db").stat().st_uid == 10001

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from n8nctl.adapters.bridge_client import BridgeClient
+from n8nctl.compose import runtime_env_file, write_runtime_env
 from n8nctl.envfile import write_env
 from n8nctl.render import render_stack, write_stack
 from n8nctl.settings import Settings
@@ -58,13 +59,19 @@ def docker_compose_project_name(docker_settings: Settings) -> str:
 
 
 @pytest.fixture(scope="session")
-def docker_setup(docker_project: Path) -> list[str]:
-    return [f'--env-file "{docker_project / ".env"}" up --build --wait --wait-timeout 300']
+def env_files(docker_project: Path, docker_settings: Settings) -> str:
+    write_runtime_env(docker_settings)
+    return f'--env-file "{docker_project / ".env"}" --env-file "{runtime_env_file(docker_settings)}"'
 
 
 @pytest.fixture(scope="session")
-def docker_cleanup(docker_project: Path) -> list[str]:
-    return [f'--env-file "{docker_project / ".env"}" down -v']
+def docker_setup(env_files: str) -> list[str]:
+    return [f"{env_files} up --build --wait --wait-timeout 300"]
+
+
+@pytest.fixture(scope="session")
+def docker_cleanup(env_files: str) -> list[str]:
+    return [f"{env_files} down -v"]
 
 
 @pytest.fixture(scope="session")

@@ -56,10 +56,15 @@ def test_prod_limits_restarts_and_rotates_logs_of_every_service(settings_of):
         assert {"max-size", "max-file"} <= set(service["logging"]["options"]), name
 
 
-def test_prod_bind_mounts_nothing_from_the_host_while_dev_mounts_the_workflows(settings_of):
-    dev, prod = stack(settings_of(), False)["services"], stack(settings_of(), True)["services"]
-    assert bind_sources(dev["bridge"]) == ["../../workflows"]
-    assert {name: bind_sources(service) for name, service in prod.items() if bind_sources(service)} == {}
+def test_prod_bind_mounts_only_the_shared_state_folder_while_dev_also_mounts_the_workflows(settings_of):
+    settings = settings_of()
+    dev, prod = stack(settings, False)["services"], stack(settings, True)["services"]
+    state = str(settings.state_dir)
+    assert state == "/srv/n8nctl/.n8nctl"
+    assert bind_sources(dev["bridge"]) == [state, "../../workflows"]
+    mounted = {name: bind_sources(service) for name, service in prod.items() if bind_sources(service)}
+    assert mounted == {"bridge": [state]}, "prod mounts no dev folder"
+    assert prod["bridge"]["user"].startswith("${N8NCTL_BRIDGE_USER:?")
 
 
 def test_prod_n8n_is_hardened_and_runs_in_queue_mode(settings_of):
