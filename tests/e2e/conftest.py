@@ -126,6 +126,7 @@ def stack() -> Iterator[Stack]:
     overrides = {
         "N8NCTL_PROJECT_DIR": str(project),
         "N8NCTL_STACK": "e2e",
+        "N8NCTL_RUNTIME": "native",  # the tier runs a real n8n natively, Docker engine or not
         "N8N_PORT": str(free_port()),
         "N8N_RUNNERS_BROKER_PORT": str(free_port()),
         "BRIDGE_PORT": str(free_port()),
