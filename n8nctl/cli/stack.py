@@ -106,7 +106,8 @@ def down() -> None:
 @click.command()
 @json_option
 def status(as_json: bool) -> None:
-    """Health and version of each service; exits 1 when any is unhealthy.
+    """Health and version of each service, and the kill-switches that are on; exits 1 when any
+    service is unhealthy.
 
     \b
     Example:
@@ -127,10 +128,38 @@ def status(as_json: bool) -> None:
         rows = [
             {"service": name, "state": states.get(name, "DOWN"), **info} for name, info in services.items()
         ]
-    emit(rows, as_json=as_json, columns=["service", "state", "healthy", "version", "url"])
+    switches = _kill_switches(settings)
+    if as_json:
+        emit({"services": rows, "kill_switch": switches}, as_json=True)
+    else:
+        emit(rows, as_json=False, columns=["service", "state", "healthy", "version", "url"])
+        for key, switch in switches.items():
+            what = "ALL workflows" if key == "*" else key
+            when, who, why = switch["changed_at"], switch["actor"], switch["reason"]
+            click.echo(f"kill-switch: {what} killed at {when} by {who}: {why}")
+        if not switches:
+            click.echo("kill-switch: off")
     unhealthy = [row["service"] for row in rows if not row["healthy"]]
     if unhealthy:
         raise N8nctlError(f"unhealthy: {', '.join(unhealthy)}", fix="n8nctl logs SERVICE; n8nctl up.")
+
+
+def _kill_switches(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Workflow key ('*': all) -> when, who and why, for every kill-switch that is on."""
+    from n8nctl.cli.context import open_store
+
+    try:
+        store = open_store(settings)
+    except NotFoundError:  # the bridge never ran here: nothing can be killed
+        return {}
+    try:
+        return {
+            key: {"changed_at": row["changed_at"], "actor": row["actor"], "reason": row["reason"]}
+            for key, row in store.switch_states().items()
+            if row["killed"]
+        }
+    finally:
+        store.close()
 
 
 def _compose_rows(settings: Settings, probes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

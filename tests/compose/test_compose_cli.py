@@ -40,7 +40,8 @@ def test_status_lists_compose_containers_and_fails_when_probes_fail_no_docker_en
     runtime.remember(settings, ActiveStack("compose"))
     result = run("status", "--json")
     assert result.exit_code == 1, result.output
-    rows = {row["service"]: row for row in json.loads(result.output[: result.output.rindex("]") + 1])}
+    report = json.loads(result.output[: result.output.rindex("}") + 1])
+    rows = {row["service"]: row for row in report["services"]}
     assert rows["postgres"]["state"] == "running (healthy)" and rows["postgres"]["healthy"] is True
     assert rows["bridge"]["healthy"] is False, "its HTTP probe failed"
     assert "unhealthy: n8n, bridge" in result.output

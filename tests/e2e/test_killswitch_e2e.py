@@ -131,6 +131,9 @@ def test_kill_one_workflow_under_load(stack: Stack, receiver: Receiver, revived:
     )
     assert callback_of(receiver, other)["status"] == "success"
 
+    switch = stack.cli_json("status")["kill_switch"]
+    assert list(switch) == ["slow_echo"]
+    assert (switch["slow_echo"]["actor"], switch["slow_echo"]["reason"]) == ("e2e-responder", "e2e: runaway")
     meta = httpx.get(f"{stack.settings.bridge_url}/v1/meta", timeout=5).json()
     assert {w["workflow_key"]: w["killed"] for w in meta["workflows"]} == {
         "tiktok_live_helper": False,
@@ -163,7 +166,9 @@ def test_kill_all_stops_n8n_and_the_bridge_answers_503_fast(
     killed = stack.cli("kill", "--all", "--reason", "e2e: incident")
     assert killed.returncode == 0, killed.stdout + killed.stderr
     assert "RUNNING" not in stack.supervisorctl("status", "n8n")
-    assert stack.cli("status").returncode == 1, "status reports n8n down"
+    status = stack.cli("status")
+    assert status.returncode == 1, "status reports n8n down"
+    assert "kill-switch: ALL workflows killed" in status.stdout
 
     started = time.perf_counter()
     with pytest.raises(RemoteError) as refused:

@@ -63,7 +63,9 @@ def test_up_again_changes_nothing_and_status_is_healthy(stack: Stack) -> None:
     again = stack.cli("up")
     assert again.returncode == 0, again.stderr
     assert "already up; nothing changed" in again.stdout
-    rows = {row["service"]: row for row in stack.cli_json("status")}
+    report = stack.cli_json("status")
+    assert report["kill_switch"] == {}
+    rows = {row["service"]: row for row in report["services"]}
     assert rows["n8n"]["healthy"] and rows["n8n"]["version"] == stack.settings.n8n_version
     assert rows["bridge"]["healthy"] and rows["bridge"]["state"] == "RUNNING"
     listed = {row["workflow_key"]: row for row in stack.cli_json("workflows", "list")}
