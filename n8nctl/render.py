@@ -57,7 +57,9 @@ def native_context(settings: Settings, *, n8n_home: Path, node_dir: Path) -> dic
         "n8n_port": settings.n8n_port,
         "n8n_broker_port": settings.n8n_runners_broker_port,
         "execution_max_age_hours": EXECUTION_MAX_AGE_HOURS,
-        "python": Path(sys.executable),
+        # the installed console script: `python -m n8nctl` in the project folder would import a
+        # stale checkout's package before the installed one
+        "n8nctl": Path(sys.executable).parent / "n8nctl",
         "bridge_host": settings.bridge_host,
         "bridge_port": settings.bridge_port,
     }
