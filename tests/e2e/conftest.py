@@ -52,6 +52,7 @@ class Stack:
     env: dict[str, str]
     settings: Settings
     client: BridgeClient
+    up_output: str
 
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -149,7 +150,11 @@ def stack() -> Iterator[Stack]:
     client_id, _, secret = settings.bridge_client_secrets.get_secret_value().partition(":")
     client = BridgeClient(settings.bridge_url, client_id, secret)
     stack = Stack(
-        project, {**env, "N8NCTL_CLIENT_ID": client_id, "N8NCTL_CLIENT_SECRET": secret}, settings, client
+        project,
+        {**env, "N8NCTL_CLIENT_ID": client_id, "N8NCTL_CLIENT_SECRET": secret},
+        settings,
+        client,
+        up.stdout + up.stderr,
     )
     try:
         if up.returncode != 0:
