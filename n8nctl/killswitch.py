@@ -13,8 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from n8nctl.contract import N8N_KILLED_MESSAGE, WORKFLOW_KILLED_MESSAGE
 from n8nctl.errors import N8nctlError, NotFoundError, RemoteError
 from n8nctl.registry import Registry
@@ -25,8 +23,8 @@ from n8nctl.store.store import GLOBAL_SWITCH
 if TYPE_CHECKING:
     from n8nctl.adapters.n8n_api import N8nApi
 
-# n8n's side (API client, stack control) is imported when used: the bridge's switch is set first,
-# and an incident command should spend its first second on that, not on imports.
+# HTTP and n8n's side (API client, stack control) are imported when used: the bridge's switch is
+# set first, and an incident command should spend its first second on that, not on imports.
 VERIFY_TIMEOUT = 5.0
 N8N_START_TIMEOUT = 180.0
 
@@ -121,10 +119,10 @@ class KillSwitch:
 
     def _switch(self, key: str, *, killed: bool, reason: str | None) -> tuple[str, None]:
         self.store.set_switch(key, killed=killed, reason=reason, actor=self.actor)
+        from n8nctl.adapters import probe
+
         stored = f"switch {'on' if killed else 'off'} in the job store"
-        try:
-            httpx.get(f"{self.settings.bridge_url}/healthz", timeout=2.0)
-        except httpx.HTTPError:
+        if probe.status(f"{self.settings.bridge_url}/healthz") is None:
             return f"{stored}; the bridge is not running and applies it when it starts", None
         if not _poll(lambda: self._bridge_reports(key, killed), VERIFY_TIMEOUT):
             raise N8nctlError(
@@ -137,9 +135,10 @@ class KillSwitch:
     def _bridge_reports(self, key: str, killed: bool) -> bool:
         """Whether the bridge's GET /v1/meta shows the switch of `key` as `killed`. With the global
         switch on, every workflow shows killed: reviving one workflow then counts as shown."""
-        try:
-            meta = httpx.get(f"{self.settings.bridge_url}/v1/meta", timeout=2.0).json()
-        except (httpx.HTTPError, ValueError):
+        from n8nctl.adapters import probe
+
+        meta = probe.json_body(f"{self.settings.bridge_url}/v1/meta")
+        if not isinstance(meta, dict):
             return False
         if key == GLOBAL_SWITCH:
             return bool(meta["killed_all"]) == killed

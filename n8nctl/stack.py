@@ -10,8 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
+from n8nctl.adapters import probe
 from n8nctl.adapters.n8n_api import N8nApi
 from n8nctl.bootstrap import bootstrap
 from n8nctl.errors import N8nctlError
@@ -45,16 +44,11 @@ def health(settings: Settings) -> dict[str, dict[str, Any]]:
     }
     result: dict[str, dict[str, Any]] = {}
     for service, (url, version_url) in checks.items():
-        try:
-            healthy = httpx.get(url, timeout=2.0).status_code == 200
-        except httpx.HTTPError:
-            healthy = False
+        healthy = probe.status(url) == 200
         version = settings.n8n_version if service == "n8n" else None
         if healthy and version_url:
-            try:
-                version = httpx.get(version_url, timeout=2.0).json().get("version")
-            except (httpx.HTTPError, ValueError):
-                version = None
+            meta = probe.json_body(version_url)
+            version = meta.get("version") if isinstance(meta, dict) else None
         result[service] = {"healthy": healthy, "version": version, "url": url.rsplit("/", 1)[0]}
     return result
 

@@ -1,0 +1,27 @@
+"""Unauthenticated HTTP probes of the stack's own services (health, GET /v1/meta). They never raise:
+a service that does not answer, or answers something that is not JSON, reads as None."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+
+def status(url: str, *, timeout: float = 2.0) -> int | None:
+    log.debug("probe GET %s", url)
+    try:
+        return httpx.get(url, timeout=timeout).status_code
+    except httpx.HTTPError:
+        return None
+
+
+def json_body(url: str, *, timeout: float = 2.0) -> Any:
+    log.debug("probe GET %s", url)
+    try:
+        return httpx.get(url, timeout=timeout).json()
+    except (httpx.HTTPError, ValueError):
+        return None
