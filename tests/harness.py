@@ -102,18 +102,44 @@ class Service:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
-class Receiver:
+class ServerThread:
+    """An ASGI app served by uvicorn on 127.0.0.1:`port` in a thread (lifespan on when asked);
+    stops and starts again on the same port."""
+
+    def __init__(self, app: Any, port: int, *, lifespan: str = "off") -> None:
+        self.app, self.port, self.lifespan = app, port, lifespan
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan=self.lifespan
+        )
+        server = self._server = uvicorn.Server(config)
+        thread = self._thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        wait_until(lambda: server.started or not thread.is_alive(), 10, f"a server on port {self.port}")
+        assert server.started, f"could not listen on port {self.port}"
+
+    def stop(self) -> None:
+        if self._server is None or self._thread is None:
+            return
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        assert not self._thread.is_alive(), f"the server on port {self.port} did not stop"
+        self._server = None
+
+
+class Receiver(ServerThread):
     """FlowBiz's callback endpoint in a server thread. Verifies every callback with the official
     `standardwebhooks` package and records (webhook-id, body); stops and restarts on the same port."""
 
     def __init__(self, port: int, secret: str) -> None:
-        self.port, self.url = port, f"http://127.0.0.1:{port}/cb"
+        super().__init__(Starlette(routes=[Route("/cb", self._receive, methods=["POST"])]), port)
+        self.url = f"http://127.0.0.1:{port}/cb"
         self.webhook = Webhook(secret)
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.rejected: list[str] = []
-        self.app = Starlette(routes=[Route("/cb", self._receive, methods=["POST"])])
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
 
     async def _receive(self, request: Request) -> JSONResponse:
         body = await request.body()
@@ -124,21 +150,3 @@ class Receiver:
             return JSONResponse({"error": str(exc)}, status_code=401)
         self.calls.append((request.headers["webhook-id"], json.loads(body)))
         return JSONResponse({"ok": True})
-
-    def start(self) -> None:
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
-        )
-        server = self._server = uvicorn.Server(config)
-        thread = self._thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        wait_until(lambda: server.started or not thread.is_alive(), 10, f"receiver on port {self.port}")
-        assert server.started, f"receiver could not listen on port {self.port}"
-
-    def stop(self) -> None:
-        if self._server is None or self._thread is None:
-            return
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        assert not self._thread.is_alive(), "receiver did not stop"
-        self._server = None
