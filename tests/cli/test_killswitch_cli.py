@@ -1,0 +1,46 @@
+"""`n8nctl kill` / `revive` input errors and the bridge-side effect without n8n or a running bridge.
+The full behaviour against a real n8n and bridge is in tests/e2e/test_killswitch_e2e.py."""
+
+from __future__ import annotations
+
+import json
+
+from n8nctl.cli.main import cli
+from n8nctl.store import Store
+
+
+def test_kill_needs_exactly_one_target(project, runner):
+    for args in (["kill", "--reason", "x"], ["kill", "content_pipeline", "--all", "--reason", "x"]):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 2, result.output
+        assert "name one WORKFLOW_KEY, or pass --all" in result.output
+    assert runner.invoke(cli, ["kill", "content_pipeline"]).exit_code == 2, "--reason is required"
+
+
+def test_kill_of_an_unknown_workflow_changes_nothing(project, runner):
+    store = Store(f"sqlite:///{project / '.n8nctl' / 'bridge.db'}")
+    store.migrate()
+    result = runner.invoke(cli, ["kill", "no_such_flow", "--reason", "x"])
+    assert result.exit_code == 4, result.output
+    assert "no workflow 'no_such_flow' in the registry" in result.output
+    assert store.switch_states() == {}
+
+
+def test_kill_without_n8n_sets_the_switch_and_reports_the_failed_steps(project, runner, monkeypatch):
+    monkeypatch.setenv("N8N_BASE_URL", "http://127.0.0.1:9")  # nothing listens: n8n is unreachable
+    monkeypatch.setenv("N8NCTL_BRIDGE_URL", "http://127.0.0.1:9")
+    store = Store(f"sqlite:///{project / '.n8nctl' / 'bridge.db'}")
+    store.migrate()
+    result = runner.invoke(cli, ["kill", "content_pipeline", "--reason", "INC-1", "--actor", "ana", "--json"])
+    assert result.exit_code == 1
+    report = json.loads(result.output[: result.output.rindex("}") + 1])
+    assert [(s["name"], s["ok"]) for s in report["steps"]] == [
+        ("bridge rejects new jobs", True),
+        ("n8n workflow deactivated", False),
+        ("queued jobs failed", True),
+        ("running executions stopped", False),
+    ]
+    assert "not running and applies it when it starts" in report["steps"][0]["detail"]
+    switch = store.switch_states()["content_pipeline"]
+    assert (switch["killed"], switch["actor"], switch["reason"]) == (True, "ana", "INC-1")
+    assert "2 of 4 steps failed" in result.output
