@@ -1,11 +1,13 @@
-"""Shared fixtures: settings on a temporary SQLite store, signing helpers, poll-with-deadline."""
+"""Shared fixtures: settings on a temporary SQLite store, signing helpers, poll-with-deadline, and a
+real PostgreSQL server for the `postgres`-marked tier (tests/pg.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ import pytest
 from n8nctl.registry import Registry, load_registry
 from n8nctl.settings import Settings
 from n8nctl.signing import generate_secret, sign_headers
+from tests.pg import SKIP_ENV, PostgresServer, find_bin_dir
 
 PROJECT = Path(__file__).resolve().parent.parent
 # The nine fields of FlowBiz's callback body (docs/CONTRACTS.md section 12)
@@ -46,12 +49,41 @@ def secrets() -> Secrets:
     return Secrets()
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL for the session, started on first use. Without its binaries the tests that
+    need it FAIL with one line; only N8NCTL_TEST_SKIP_POSTGRES=1 turns that into a skip."""
+    bin_dir = find_bin_dir()
+    if bin_dir is None or not (bin_dir / "pg_ctl").exists():
+        reason = (
+            "NO POSTGRESQL: initdb/pg_ctl not found (apt-get install postgresql-15, or N8NCTL_TEST_PG_BIN)"
+        )
+        if os.environ.get(SKIP_ENV) == "1":
+            pytest.skip(f"{reason}; skipped because {SKIP_ENV}=1")
+        pytest.fail(reason, pytrace=False)
+    server = PostgresServer.start(bin_dir)
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def make_settings(tmp_path: Path, secrets: Secrets) -> Callable[..., Settings]:
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A fresh, empty database on the session's server."""
+    return postgres_server.create_database()
+
+
+@pytest.fixture
+def bridge_database_url(tmp_path: Path) -> str:
+    """The store behind `make_settings`; tests/postgres overrides it with a PostgreSQL database."""
+    return f"sqlite:///{tmp_path / 'bridge.db'}"
+
+
+@pytest.fixture
+def make_settings(bridge_database_url: str, secrets: Secrets) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "n8nctl_project_dir": PROJECT,
-            "bridge_database_url": f"sqlite:///{tmp_path / 'bridge.db'}",
+            "bridge_database_url": bridge_database_url,
             "bridge_client_secrets": f"flowbiz:{secrets.client},other:{secrets.other}",
             "bridge_callback_signing_secret": secrets.callback,
             "bridge_n8n_callback_secret": secrets.n8n,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from n8nctl.contract import callback_body
@@ -24,6 +25,9 @@ from n8nctl.store.schema import Row, audit_events, deliveries, jobs, switches
 ACTIVE = ("pending", "running")
 GLOBAL_SWITCH = "*"
 EMPTY_JOB: Row = {column.name: None for column in jobs.c}
+# PostgreSQL advisory lock keys (transaction-scoped): what SQLite's single writer gives for free.
+MIGRATE_LOCK = 0x6E38_6E01
+CLAIM_LOCK = 0x6E38_6E02
 
 
 def utcnow() -> datetime:
@@ -78,6 +82,9 @@ class Store:
         from n8nctl.store.migrations import upgrade
 
         with self._writer.connect() as conn:
+            # Replicas starting together would race on CREATE TABLE: one migrates, the others wait,
+            # then find the schema at head (SQLite: BEGIN IMMEDIATE already serializes them).
+            _serialize(conn, MIGRATE_LOCK)
             upgrade(conn)
             conn.commit()
 
@@ -103,35 +110,35 @@ class Store:
 
     def submit_batch(self, batch: list[NewJob]) -> list[SubmitOutcome]:
         """Insert many new jobs in one transaction (group commit). Existing job_ids are returned as
-        stored, so the caller decides between 200 (same request) and 409 (different request)."""
+        stored, so the caller decides between 200 (same request) and 409 (different request).
+
+        INSERT ... ON CONFLICT DO NOTHING, then a re-read of the job_ids it skipped: a job stored by a
+        concurrent transaction (another bridge process on PostgreSQL) is a replay, not an error."""
         now = utcnow()
-        outcomes: list[SubmitOutcome] = []
-        created: list[Row] = []
-        with self._write() as conn:
-            ids = [item.row["job_id"] for item in batch]
-            known = {
-                r["job_id"]: dict(r)
-                for r in conn.execute(sa.select(jobs).where(jobs.c.job_id.in_(ids))).mappings()
-            }
-            for item in batch:
-                job_id = item.row["job_id"]
-                if job_id in known:  # stored before, or earlier in this batch
-                    outcomes.append(SubmitOutcome(False, known[job_id]))
-                    continue
-                row = {
+        fresh: dict[str, Row] = {}  # first occurrence of each job_id in the batch
+        for item in batch:
+            fresh.setdefault(
+                item.row["job_id"],
+                {
                     **EMPTY_JOB,
                     **item.row,
                     "status": "pending",
                     "updated_at": now,
                     "next_dispatch_at": now,
                     "dispatch_attempts": 0,
-                }
-                known[job_id] = row
-                created.append(row)
-                outcomes.append(SubmitOutcome(True, row))
+                },
+            )
+        with self._write() as conn:
+            insert = _insert(conn, jobs).on_conflict_do_nothing(index_elements=[jobs.c.job_id])
+            # One multi-row statement; job_id order so two overlapping batches lock keys in one order
+            # (no deadlock on PostgreSQL).
+            rows = sorted(fresh.values(), key=lambda row: str(row["job_id"]))
+            inserted = set(conn.execute(insert.returning(jobs.c.job_id), rows).scalars())
+            skipped = fresh.keys() - inserted  # stored before, maybe a moment ago by another process
+            query = sa.select(jobs).where(jobs.c.job_id.in_(skipped))
+            stored = {r["job_id"]: dict(r) for r in conn.execute(query).mappings()} if skipped else {}
+            created = [row for job_id, row in fresh.items() if job_id in inserted]
             if created:
-                # executemany with separate parameters: one compiled statement for the whole batch
-                conn.execute(jobs.insert(), created)
                 conn.execute(
                     audit_events.insert(),
                     [
@@ -146,6 +153,15 @@ class Store:
                         for row in created
                     ],
                 )
+        outcomes: list[SubmitOutcome] = []
+        for item in batch:
+            job_id = item.row["job_id"]
+            if job_id in inserted:
+                inserted.discard(job_id)  # a repeat later in this batch is a replay of this one
+                outcomes.append(SubmitOutcome(True, fresh[job_id]))
+                stored[job_id] = fresh[job_id]
+            else:
+                outcomes.append(SubmitOutcome(False, stored[job_id]))
         return outcomes
 
     # -- reads ----------------------------------------------------------------------------------------
@@ -214,7 +230,8 @@ class Store:
         """Lease pending jobs, most urgent first, without exceeding any workflow's concurrency cap.
 
         A job counts against its workflow's cap while it is leased or running. Claims are
-        compare-and-set on the lease, so two bridge processes never dispatch the same job."""
+        compare-and-set on the lease, so two bridge processes never dispatch the same job, and they
+        take turns (on PostgreSQL an advisory lock), so together they never exceed a cap."""
         now = utcnow()
         in_flight = (
             sa.select(jobs.c.workflow_key, sa.func.count())
@@ -227,6 +244,7 @@ class Store:
         )
         claimed: list[Row] = []
         with self._write() as conn:
+            _serialize(conn, CLAIM_LOCK)
             # The kill-switch is read here, in the claim's transaction: once `n8nctl kill` has
             # committed, no bridge process claims a job of that workflow (or any, for the global switch).
             killed = set(conn.execute(sa.select(switches.c.workflow_key).where(switches.c.killed)).scalars())
@@ -245,7 +263,7 @@ class Store:
                             jobs.c.status == "pending",
                             jobs.c.workflow_key == key,
                             jobs.c.next_dispatch_at <= now,
-                            sa.or_(jobs.c.lease_until.is_(None), jobs.c.lease_until <= now),
+                            _lease_free(jobs, now),
                         )
                         .order_by(jobs.c.priority.desc(), jobs.c.accepted_at)
                         .limit(cap - busy.get(key, 0))
@@ -253,12 +271,13 @@ class Store:
                     candidates += [dict(row) for row in conn.execute(query).mappings()]
             candidates.sort(key=lambda job: (-job["priority"], job["accepted_at"]))
             for job in candidates[:limit]:
-                conn.execute(
+                # re-checked under the row lock: a cancel committed since the select wins
+                if conn.execute(
                     jobs.update()
-                    .where(jobs.c.job_id == job["job_id"])
+                    .where(jobs.c.job_id == job["job_id"], jobs.c.status == "pending", _lease_free(jobs, now))
                     .values(lease_until=now + lease, dispatch_attempts=jobs.c.dispatch_attempts + 1)
-                )
-                claimed.append({**job, "dispatch_attempts": job["dispatch_attempts"] + 1})
+                ).rowcount:
+                    claimed.append({**job, "dispatch_attempts": job["dispatch_attempts"] + 1})
         return claimed
 
     def mark_running(self, job: Row, execution_id: str | None) -> None:
@@ -423,7 +442,10 @@ class Store:
         now = utcnow()
         failed = []
         with self._write() as conn:
-            for job in conn.execute(sa.select(jobs).where(condition)).mappings().all():
+            # job_id order: two processes failing overlapping sets lock rows in one order
+            for job in (
+                conn.execute(sa.select(jobs).where(condition).order_by(jobs.c.job_id)).mappings().all()
+            ):
                 if _finish(
                     conn,
                     dict(job),
@@ -451,10 +473,13 @@ class Store:
                     .where(
                         deliveries.c.state == "pending",
                         deliveries.c.next_attempt_at <= now,
-                        sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now),
+                        _lease_free(deliveries, now),
                     )
                     .order_by(deliveries.c.next_attempt_at)
                     .limit(limit)
+                    # PostgreSQL: another process's claim holds these rows: take the next ones.
+                    # SQLite has one writer at a time and ignores the clause.
+                    .with_for_update(skip_locked=True)
                 )
                 .mappings()
                 .all()
@@ -543,13 +568,13 @@ class Store:
 
     def set_switch(self, workflow_key: str, *, killed: bool, reason: str | None, actor: str) -> None:
         """Turn a kill-switch on or off ('*': the global one), audited with who and why."""
-        now = utcnow()
+        values = {"killed": killed, "reason": reason, "actor": actor, "changed_at": utcnow()}
         with self._write() as conn:
-            conn.execute(switches.delete().where(switches.c.workflow_key == workflow_key))
+            # an upsert: two operators flipping one switch at once must not collide on the key
             conn.execute(
-                switches.insert().values(
-                    workflow_key=workflow_key, killed=killed, reason=reason, actor=actor, changed_at=now
-                )
+                _insert(conn, switches)
+                .values(workflow_key=workflow_key, **values)
+                .on_conflict_do_update(index_elements=[switches.c.workflow_key], set_=values)
             )
             _operator_event(conn, workflow_key, "killed" if killed else "revived", actor, {"reason": reason})
 
@@ -557,6 +582,22 @@ class Store:
         """An audit event of an operator action on a workflow ('*': all), not tied to one job."""
         with self._write() as conn:
             _operator_event(conn, workflow_key, action, actor, details)
+
+
+def _insert(conn: Connection, table: sa.Table) -> Any:
+    """The dialect's INSERT, for ON CONFLICT (same SQL on SQLite and PostgreSQL)."""
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+
+
+def _serialize(conn: Connection, key: int) -> None:
+    """Hold a PostgreSQL advisory lock until the transaction ends. On SQLite every write transaction
+    already holds the database lock (BEGIN IMMEDIATE)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+
+
+def _lease_free(table: sa.Table, now: datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(table.c.lease_until.is_(None), table.c.lease_until <= now)
 
 
 def _audit_row(

@@ -1,8 +1,18 @@
-"""The store on SQLite: schema migrations, claims, leases and crash recovery."""
+"""The store on SQLite and on a real PostgreSQL: schema migrations, claims, leases, crash recovery.
+
+Every test taking `store` runs on both engines; the PostgreSQL cases are marked `postgres`.
+"""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -10,17 +20,49 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from n8nctl.store import NewJob, Store
-from n8nctl.store.schema import jobs, metadata
+from n8nctl.store.schema import audit_events, deliveries, jobs, metadata
 
 LEASE = timedelta(seconds=60)
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request, tmp_path):
+    if request.param == "postgres":
+        return request.getfixturevalue("postgres_url")
+    return f"sqlite:///{tmp_path / 'bridge.db'}"
+
+
 @pytest.fixture
-def store(tmp_path):
-    store = Store(f"sqlite:///{tmp_path / 'bridge.db'}")
+def store(store_url):
+    store = Store(store_url)
     store.migrate()
     yield store
     store.close()
+
+
+@pytest.fixture
+def replica(store):
+    """A second Store on the same database: another bridge process."""
+    other = Store(store.url)
+    yield other
+    other.close()
+
+
+def together(calls: list[Callable[[], Any]]) -> list[Any]:
+    """Run the calls in threads released at the same moment; their results in order."""
+    barrier = threading.Barrier(len(calls))
+
+    def run(call: Callable[[], Any]) -> Any:
+        barrier.wait(timeout=10)
+        return call()
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def count(store: Store, table: sa.Table, *where: Any) -> int:
+    with store._read() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one())
 
 
 def new_job(
@@ -58,10 +100,21 @@ def test_migrate_twice_is_a_no_op(store):
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0001"
 
 
-def test_sqlite_runs_wal_with_full_sync(store):
+def test_sqlite_runs_wal_with_full_sync(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'bridge.db'}")
     with store._writer.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL: fsync on every commit
+    store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_commits_synchronously(postgres_url):
+    """A 202 is sent after commit: on PostgreSQL that is durable only with synchronous_commit=on."""
+    store = Store(postgres_url)
+    with store._writer.connect() as conn:
+        assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+    store.close()
 
 
 def test_claims_most_urgent_first_and_respects_caps(store):
@@ -170,3 +223,105 @@ def test_fail_active_ends_only_the_asked_jobs_and_queues_their_callbacks(store):
     assert store.get_job("p1")["error_code"] == store.get_job("r1")["error_code"] == "WORKFLOW_KILLED"
     assert {d["job_id"] for d in store.claim_deliveries(limit=10, lease=LEASE)} == {"p1", "r1"}
     assert store.fail_active(["content_pipeline"], error_code="WORKFLOW_KILLED", error_message="x") == []
+
+
+# -- two bridge processes on one database --------------------------------------------------------------
+
+
+def test_concurrent_submissions_of_one_job_id_make_one_job(store, replica):
+    """Batches from two processes race on the primary key: one creates, every other sees the stored job."""
+    for round_ in range(10):
+        job_id = f"dup-{round_}"
+        calls = [
+            partial(s.submit_batch, [new_job(f"own-{round_}-{i}"), new_job(job_id)])
+            for i, s in enumerate([store, replica] * 4)
+        ]
+        outcomes = [batch[1] for batch in together(calls)]
+        assert sum(o.created for o in outcomes) == 1
+        assert {o.job["job_id"] for o in outcomes} == {job_id}
+        assert all(o.job["request_hash"] == "h" and o.job["status"] == "pending" for o in outcomes)
+        assert count(store, audit_events, audit_events.c.job_id == job_id) == 1
+    assert count(store, jobs) == 10 * 9
+
+
+def test_overlapping_batches_in_opposite_orders_both_succeed(store, replica):
+    for round_ in range(10):
+        ids = [f"r{round_}-{i}" for i in range(20)]
+        forward, backward = together(
+            [
+                partial(store.submit_batch, [new_job(i) for i in ids]),
+                partial(replica.submit_batch, [new_job(i) for i in reversed(ids)]),
+            ]
+        )
+        created = [o.job["job_id"] for o in forward + backward if o.created]
+        assert sorted(created) == sorted(ids)
+    assert count(store, audit_events) == 10 * 20
+
+
+def test_two_processes_never_claim_the_same_job(store, replica):
+    store.submit_batch([new_job(f"j{i}") for i in range(200)])
+    claimed: list[str] = []
+
+    def drain(s: Store) -> list[str]:
+        mine: list[str] = []
+        while batch := s.claim_for_dispatch({"content_pipeline": 1000}, limit=7, lease=LEASE):
+            mine += [job["job_id"] for job in batch]
+        return mine
+
+    for ids in together([lambda: drain(store), lambda: drain(replica)] * 3):
+        claimed += ids
+    assert len(claimed) == len(set(claimed)) == 200
+    assert count(store, jobs, jobs.c.dispatch_attempts == 1) == 200
+
+
+def test_concurrent_claims_respect_the_cap_across_processes(store, replica):
+    store.submit_batch([new_job(f"j{i}") for i in range(50)])
+    caps = {"content_pipeline": 5}
+    results = together(
+        [lambda s=s: s.claim_for_dispatch(caps, limit=5, lease=LEASE) for s in [store, replica] * 4]
+    )
+    assert sum(len(batch) for batch in results) == 5
+
+
+def test_two_processes_never_claim_the_same_delivery(store, replica):
+    store.submit_batch([new_job(f"j{i}") for i in range(60)])
+    assert len(store.fail_active(None, error_code="WORKFLOW_KILLED", error_message="killed")) == 60
+    results = together([lambda s=s: s.claim_deliveries(limit=60, lease=LEASE) for s in [store, replica] * 3])
+    claimed = [d["job_id"] for batch in results for d in batch]
+    assert len(claimed) == len(set(claimed)) == 60
+    assert count(store, deliveries, deliveries.c.attempts == 1) == 60
+
+
+def test_concurrent_expiry_fails_each_job_once(store, replica):
+    store.submit_batch([new_job(f"j{i}", offset=-400) for i in range(40)])
+    failed = together([store.expire_overdue, replica.expire_overdue, store.expire_overdue])
+    ids = [job["job_id"] for batch in failed for job in batch]
+    assert len(ids) == len(set(ids)) == 40
+    assert count(store, deliveries) == 40
+    assert count(store, jobs, jobs.c.error_code == "TIMEOUT") == 40
+
+
+def test_replicas_starting_together_migrate_once(store_url):
+    """Every bridge migrates at start: replicas starting at once must not race on CREATE TABLE.
+    Separate processes, as in production (alembic's migration context is per process)."""
+    code = "import sys; from n8nctl.store import Store; Store(sys.argv[1]).migrate()"
+    replicas = [
+        subprocess.Popen([sys.executable, "-c", code, store_url], stderr=subprocess.PIPE) for _ in range(4)
+    ]
+    errors = [p.communicate(timeout=60)[1].decode()[-500:] for p in replicas]
+    assert [p.returncode for p in replicas] == [0] * 4, errors
+    store = Store(store_url)
+    with store._writer.connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
+    store.close()
+
+
+def test_concurrent_kills_of_one_workflow_keep_one_switch(store, replica):
+    together(
+        [
+            lambda s=s, i=i: s.set_switch("tiktok", killed=True, reason=f"incident {i}", actor="ops")
+            for i, s in enumerate([store, replica] * 4)
+        ]
+    )
+    assert store.switch_states()["tiktok"]["killed"] is True
+    assert count(store, audit_events, audit_events.c.action == "killed") == 8
