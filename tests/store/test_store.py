@@ -1,6 +1,7 @@
 """The store on SQLite and on a real PostgreSQL: schema migrations, claims, leases, crash recovery.
 
-Every test taking `store` runs on both engines; the PostgreSQL cases are marked `postgres`.
+Every test taking `store` runs on both engines; the PostgreSQL cases are marked `postgres`. Without
+PostgreSQL's binaries they fail; only N8NCTL_TEST_SKIP_POSTGRES=1 skips them (tests/conftest.py).
 """
 
 from __future__ import annotations
