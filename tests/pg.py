@@ -48,7 +48,8 @@ class PostgresServer:
     _databases: int = 0
 
     @classmethod
-    def start(cls, bin_dir: Path) -> PostgresServer:
+    def start(cls, bin_dir: Path, *, durable: bool = False) -> PostgresServer:
+        """`durable`: fsync as in production (for measurements); tests skip the disk flush."""
         base = Path(tempfile.mkdtemp(prefix="n8nctl-pg-"))
         server = cls(bin_dir, base, _free_port(), secrets.token_urlsafe(16))
         if os.geteuid() == 0:  # the postgres user must own the data and socket directories
@@ -61,12 +62,12 @@ class PostgresServer:
             "initdb", "-D", str(server.data), "-U", "postgres", f"--pwfile={pwfile}",
             "--auth=scram-sha-256", "--no-sync", "--encoding=UTF8", "--locale=C",
         )  # fmt: skip
-        options = (
-            f"-p {server.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={base} "
+        options = f"-p {server.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={base} "
+        options += "-c max_connections=300"
+        if not durable:
             # Speed, not semantics: commits still wait for the WAL write (synchronous_commit stays on),
             # the disk flush is skipped on a throwaway cluster.
-            "-c fsync=off -c full_page_writes=off -c max_connections=300"
-        )
+            options += " -c fsync=off -c full_page_writes=off"
         server._run("pg_ctl", "-D", str(server.data), "-l", str(server.log), "-o", options, "-W", "start")
         server._wait_ready()
         return server
