@@ -1,0 +1,117 @@
+"""Dispatch to n8n: claims under the concurrency caps and the kill-switch, then running or retry."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from n8nctl.store.core import (
+    CLAIM_LOCK,
+    GLOBAL_SWITCH,
+    StoreBase,
+    add_audit,
+    lease_free,
+    serialize,
+    utcnow,
+)
+from n8nctl.store.schema import Row, jobs, switches
+
+
+class Dispatch(StoreBase):
+    def claim_for_dispatch(self, caps: dict[str, int], *, limit: int, lease: timedelta) -> list[Row]:
+        """Lease pending jobs, most urgent first, without exceeding any workflow's concurrency cap.
+
+        A job counts against its workflow's cap while it is leased or running. Claims are
+        compare-and-set on the lease, so two bridge processes never dispatch the same job, and they
+        take turns (on PostgreSQL an advisory lock), so together they never exceed a cap."""
+        now = utcnow()
+        in_flight = (
+            sa.select(jobs.c.workflow_key, sa.func.count())
+            .where(
+                sa.or_(
+                    jobs.c.status == "running", sa.and_(jobs.c.status == "pending", jobs.c.lease_until > now)
+                )
+            )
+            .group_by(jobs.c.workflow_key)
+        )
+        claimed: list[Row] = []
+        with self._write() as conn:
+            serialize(conn, CLAIM_LOCK)
+            # The kill-switch is read here, in the claim's transaction: once `n8nctl kill` has
+            # committed, no bridge process claims a job of that workflow (or any, for the global switch).
+            killed = set(conn.execute(sa.select(switches.c.workflow_key).where(switches.c.killed)).scalars())
+            if GLOBAL_SWITCH in killed:
+                return []
+            caps = {key: cap for key, cap in caps.items() if key not in killed}
+            busy: dict[str, int] = {key: count for key, count in conn.execute(in_flight).all()}
+            # Each workflow's most urgent jobs up to its free slots (so a backlog of one never hides
+            # another), then the most urgent of those overall.
+            candidates: list[Row] = []
+            for key, cap in caps.items():
+                if busy.get(key, 0) < cap:
+                    query = (
+                        sa.select(jobs)
+                        .where(
+                            jobs.c.status == "pending",
+                            jobs.c.workflow_key == key,
+                            jobs.c.next_dispatch_at <= now,
+                            lease_free(jobs, now),
+                        )
+                        .order_by(jobs.c.priority.desc(), jobs.c.accepted_at)
+                        .limit(cap - busy.get(key, 0))
+                    )
+                    candidates += [dict(row) for row in conn.execute(query).mappings()]
+            candidates.sort(key=lambda job: (-job["priority"], job["accepted_at"]))
+            for job in candidates[:limit]:
+                # re-checked under the row lock: a cancel committed since the select wins
+                if conn.execute(
+                    jobs.update()
+                    .where(jobs.c.job_id == job["job_id"], jobs.c.status == "pending", lease_free(jobs, now))
+                    .values(lease_until=now + lease, dispatch_attempts=jobs.c.dispatch_attempts + 1)
+                ).rowcount:
+                    claimed.append({**job, "dispatch_attempts": job["dispatch_attempts"] + 1})
+        return claimed
+
+    def mark_running(self, job: Row, execution_id: str | None) -> None:
+        now = utcnow()
+        with self._write() as conn:
+            updated = conn.execute(
+                jobs.update()
+                .where(jobs.c.job_id == job["job_id"], jobs.c.status == "pending")
+                .values(
+                    error_message=None,
+                    status="running",
+                    dispatched_at=now,
+                    started_at=now,
+                    lease_until=None,
+                    execution_id=sa.func.coalesce(jobs.c.execution_id, execution_id),
+                    updated_at=now,
+                )
+            ).rowcount
+            if updated:
+                add_audit(
+                    conn,
+                    job,
+                    "dispatched",
+                    source="bridge",
+                    status="running",
+                    details={"execution_id": execution_id},
+                )
+
+    def mark_dispatch_failed(self, job: Row, *, retry_at: datetime, error: str) -> None:
+        with self._write() as conn:
+            updated = conn.execute(
+                jobs.update()
+                .where(jobs.c.job_id == job["job_id"], jobs.c.status == "pending")
+                .values(lease_until=None, next_dispatch_at=retry_at, error_message=error, updated_at=utcnow())
+            ).rowcount
+            if updated:
+                add_audit(
+                    conn,
+                    job,
+                    "dispatch_failed",
+                    source="bridge",
+                    status="pending",
+                    details={"error": error, "retry_at": retry_at.isoformat()},
+                )
