@@ -4,9 +4,11 @@ subprocess with its log, and FlowBiz's callback receiver."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -48,6 +50,11 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without any n8nctl setting, so a developer's shell cannot leak in."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("N8NCTL_", "BRIDGE_", "N8N_"))}
 
 
 def http_status(url: str) -> int | None:
@@ -100,6 +107,17 @@ class Service:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def bridge_service(env: dict[str, str], cwd: Path, port: int) -> Service:
+    """`n8nctl bridge serve` on 127.0.0.1:`port` as a real process (not started yet)."""
+    return Service(
+        "bridge",
+        [str(Path(sys.executable).parent / "n8nctl"), "bridge", "serve", "--port", str(port)],
+        env=env,
+        cwd=cwd,
+        health=f"http://127.0.0.1:{port}/healthz",
+    )
 
 
 class ServerThread:

@@ -3,7 +3,6 @@ it. Skipped loudly where no engine answers; `pytest --require-docker` turns that
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from n8nctl.envfile import write_env
 from n8nctl.render import render_stack, write_stack
 from n8nctl.settings import Settings
 from tests.conftest import PROJECT
-from tests.harness import free_port, wait_until
+from tests.harness import clean_env, free_port, wait_until
 
 pytestmark = pytest.mark.docker
 BIN = Path(sys.executable).parent
@@ -77,7 +76,7 @@ def docker_cleanup(env_files: str) -> list[str]:
 @pytest.fixture(scope="session")
 def stack_up(docker_services: object, docker_project: Path) -> subprocess.CompletedProcess[str]:
     """pytest-docker started the containers; `n8nctl up` finds them healthy, bootstraps and imports."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("N8NCTL_", "BRIDGE_", "N8N_"))}
+    env = clean_env()
     return subprocess.run(
         [str(BIN / "n8nctl"), "up", "--runtime", "compose"],
         env={**env, "N8NCTL_PROJECT_DIR": str(docker_project)},

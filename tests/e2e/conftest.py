@@ -7,7 +7,6 @@ The first run on a machine installs n8n into ~/.cache/n8nctl (about 4 minutes); 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import pytest
 
 from n8nctl.adapters.bridge_client import BridgeClient
 from n8nctl.settings import Settings
-from tests.harness import Receiver, free_port
+from tests.harness import Receiver, clean_env, free_port
 
 PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -104,10 +103,6 @@ def _log_tails(log_dir: Path) -> str:
     )
 
 
-def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("N8NCTL_", "BRIDGE_", "N8N_"))}
-
-
 def _project() -> Path:
     """A project folder with the registry plus slow_echo. Short path: supervisord's socket lives in it."""
     project = Path(tempfile.mkdtemp(prefix="n8e-", dir="/tmp"))
@@ -136,7 +131,7 @@ def stack() -> Iterator[Stack]:
         "BRIDGE_CALLBACK_TIMEOUT_SECONDS": "2",
         "BRIDGE_RATE_LIMIT": "100000/minute",  # the kill-switch test submits continuously
     }
-    env = {**_clean_env(), **overrides}
+    env = {**clean_env(), **overrides}
     up = subprocess.run(
         [str(BIN / "n8nctl"), "up"],
         env=env,

@@ -10,13 +10,11 @@ import shutil
 import ssl
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -28,7 +26,7 @@ from n8nctl.render import nginx_context, render_nginx
 from n8nctl.settings import Settings
 from n8nctl.signing import generate_secret
 from tests.conftest import PROJECT
-from tests.harness import Service, free_port, wait_until
+from tests.harness import ServerThread, Service, bridge_service, clean_env, free_port, wait_until
 
 BIN = Path(sys.executable).parent
 EDITOR_PASSWORD = "Editor-pass-7f3a"  # a throwaway test credential
@@ -46,21 +44,17 @@ def nginx_binary() -> str:
     pytest.skip(message)
 
 
-class EditorStandIn:
+class EditorStandIn(ServerThread):
     """Stands in for n8n behind the editor server: records each path it serves, echoes the forwarded
     headers, and echoes WebSocket messages on /rest/push."""
 
     def __init__(self, port: int) -> None:
-        self.port = port
+        routes = [
+            WebSocketRoute("/rest/push", self._push),
+            Route("/{path:path}", self._page, methods=["GET", "POST"]),
+        ]
+        super().__init__(Starlette(routes=routes), port)
         self.paths: list[str] = []
-        app = Starlette(
-            routes=[
-                WebSocketRoute("/rest/push", self._push),
-                Route("/{path:path}", self._page, methods=["GET", "POST"]),
-            ]
-        )
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     async def _page(self, request: Request) -> JSONResponse:
         self.paths.append(request.url.path)
@@ -72,13 +66,11 @@ class EditorStandIn:
         await websocket.close()
 
     def __enter__(self) -> EditorStandIn:
-        self.thread.start()
-        wait_until(lambda: self.server.started, 10, "the editor stand-in")
+        self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self.stop()
 
 
 @dataclass
@@ -143,19 +135,13 @@ def bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     shutil.copy(PROJECT / "workflows" / "registry.json", project / "workflows" / "registry.json")
     port = free_port()
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("N8NCTL_", "BRIDGE_", "N8N_"))},
+        **clean_env(),
         "N8NCTL_PROJECT_DIR": str(project),
         "N8NCTL_STATE_DIR": str(project / "state"),
         "BRIDGE_CLIENT_SECRETS": f"flowbiz:{generate_secret()}",
         "N8N_BASE_URL": f"http://127.0.0.1:{free_port()}",  # no n8n: the bridge stays healthy anyway
     }
-    service = Service(
-        "bridge",
-        [str(BIN / "n8nctl"), "bridge", "serve", "--port", str(port)],
-        env=env,
-        cwd=project,
-        health=f"http://127.0.0.1:{port}/healthz",
-    )
+    service = bridge_service(env, project, port)
     service.start()
     yield service
     service.stop()

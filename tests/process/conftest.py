@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import httpx
 import pytest
 
 from n8nctl.signing import generate_secret
-from tests.harness import Receiver, Service, free_port
+from tests.harness import Receiver, Service, bridge_service, clean_env, free_port
 
 PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -45,11 +44,6 @@ class FakeN8n(Service):
         return self.health.removesuffix("/healthz/readiness")
 
 
-def _clean_env() -> dict[str, str]:
-    """The parent's environment without any n8nctl setting, so a developer's shell cannot leak in."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("N8NCTL_", "BRIDGE_", "N8N_"))}
-
-
 @pytest.fixture(scope="session")
 def keys() -> Keys:
     return Keys()
@@ -58,7 +52,7 @@ def keys() -> Keys:
 @pytest.fixture(scope="session")
 def fake_n8n(keys: Keys, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeN8n]:
     port = free_port()
-    env = {**_clean_env(), "FAKE_N8N_TOKEN": keys.token, "FAKE_N8N_CALLBACK_SECRET": keys.n8n}
+    env = {**clean_env(), "FAKE_N8N_TOKEN": keys.token, "FAKE_N8N_CALLBACK_SECRET": keys.n8n}
     n8n = FakeN8n(
         "fake-n8n",
         [sys.executable, str(Path(__file__).with_name("fake_n8n.py")), str(port)],
@@ -92,7 +86,7 @@ def env(project: Path, keys: Keys, fake_n8n: FakeN8n) -> dict[str, str]:
     """Environment of the bridge and of the CLI (which opens the same database for `audit show`)."""
     port = free_port()
     return {
-        **_clean_env(),
+        **clean_env(),
         "N8NCTL_PROJECT_DIR": str(project),
         "N8NCTL_STATE_DIR": str(project / "state"),
         "BRIDGE_DATABASE_URL": f"sqlite:///{project / 'state' / 'bridge.db'}",
@@ -114,14 +108,7 @@ def env(project: Path, keys: Keys, fake_n8n: FakeN8n) -> dict[str, str]:
 @pytest.fixture
 def bridge(env: dict[str, str], project: Path) -> Iterator[Service]:
     """`n8nctl bridge serve` as a real process; `kill()` then `start()` restarts it (same port, same DB)."""
-    port = env["BRIDGE_PUBLIC_URL"].rsplit(":", 1)[1]
-    bridge = Service(
-        "bridge",
-        [str(BIN / "n8nctl"), "bridge", "serve", "--port", port],
-        env=env,
-        cwd=project,
-        health=f"{env['BRIDGE_PUBLIC_URL']}/healthz",
-    )
+    bridge = bridge_service(env, project, int(env["BRIDGE_PUBLIC_URL"].rsplit(":", 1)[1]))
     bridge.start()
     yield bridge
     bridge.stop()
