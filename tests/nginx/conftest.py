@@ -9,7 +9,6 @@ import os
 import shutil
 import ssl
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,6 @@ from n8nctl.signing import generate_secret
 from tests.conftest import PROJECT
 from tests.harness import ServerThread, Service, bridge_service, clean_env, free_port, wait_until
 
-BIN = Path(sys.executable).parent
 EDITOR_PASSWORD = "Editor-pass-7f3a"  # a throwaway test credential
 
 
