@@ -9,11 +9,15 @@ inputs.stream_id, so each test picks its path:
   "hold..."    -> the result waits for POST /_control/release/<job_id> (which answers the bridge's reply)
   anything else -> success, outputs {"stream_id", "comment_count"}
 
+A result the bridge does not take (down, or a 5xx) is posted again after 2, 5, 15 and 30 s, like the
+real templates.
+
 GET /_jobs/<job_id> shows what n8n saw of a job: triggers, execution_id, the result and the bridge's reply.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import itertools
 import json
@@ -35,6 +39,7 @@ from n8nctl.signing import sign_headers
 TOKEN = os.environ["FAKE_N8N_TOKEN"]
 CALLBACK_SECRET = os.environ["FAKE_N8N_CALLBACK_SECRET"]
 
+RETRY_DELAYS = (2.0, 5.0, 15.0, 30.0)
 execution_ids = itertools.count(1001)
 jobs: dict[str, dict[str, Any]] = {}
 
@@ -77,16 +82,23 @@ def run_workflow(path: str, payload: dict[str, Any], execution_id: str) -> dict[
     return result
 
 
-async def post_result(job_id: str) -> Any:
+async def post_result(job_id: str, retry_delays: tuple[float, ...] = ()) -> Any:
+    """Post the signed result; on a network error or a 5xx retry after each of `retry_delays`, signed
+    anew each time, as the real templates do (docs/WORKFLOWS.md: 2, 5, 15, 30 s)."""
     job = jobs[job_id]
     body = json.dumps(job["result"]).encode()
-    headers = {**sign_headers(CALLBACK_SECRET, body), "content-type": "application/json"}
     async with httpx.AsyncClient(timeout=10) as client:
-        try:
-            response = await client.post(job["callback_url"], content=body, headers=headers)
-            job["reply"] = {"status_code": response.status_code, "body": response.json()}
-        except (httpx.HTTPError, ValueError) as exc:
-            job["reply"] = {"status_code": None, "body": repr(exc)}
+        for delay in (*retry_delays, None):
+            headers = {**sign_headers(CALLBACK_SECRET, body), "content-type": "application/json"}
+            try:
+                response = await client.post(job["callback_url"], content=body, headers=headers)
+                job["reply"] = {"status_code": response.status_code, "body": response.json()}
+                if response.status_code < 500:
+                    break
+            except (httpx.HTTPError, ValueError) as exc:
+                job["reply"] = {"status_code": None, "body": repr(exc)}
+            if delay is not None:
+                await asyncio.sleep(delay)
     return job["reply"]
 
 
@@ -103,7 +115,7 @@ async def webhook(request: Request) -> JSONResponse:
         result=run_workflow(request.path_params["path"], payload, execution_id),
     )
     held = str(payload["inputs"].get("stream_id", "")).startswith("hold")
-    task = None if held else BackgroundTask(post_result, payload["job_id"])
+    task = None if held else BackgroundTask(post_result, payload["job_id"], RETRY_DELAYS)
     return JSONResponse({"executionId": execution_id}, status_code=202, background=task)
 
 

@@ -4,15 +4,19 @@ verifies with the official standardwebhooks package, and the `n8nctl` CLI as Flo
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from n8nctl.adapters.bridge_client import BridgeClient
+from n8nctl.errors import UnreachableError
 from tests.conftest import CALLBACK_KEYS
-from tests.harness import Receiver, Service, free_port, stays, wait_until
-from tests.process.conftest import Cli, FakeN8n
+from tests.harness import Receiver, Service, bridge_service, free_port, stays, wait_until
+from tests.process.conftest import Cli, FakeN8n, Keys
 
 pytestmark = pytest.mark.process
 
@@ -170,3 +174,74 @@ def test_cli_reports_an_unreachable_bridge(cli: Cli) -> None:
     assert result.returncode == 5, result.stderr
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert closed in result.stderr
+
+
+def test_sigkill_mid_burst_loses_no_accepted_job(
+    env: dict[str, str], project: Path, keys: Keys, fake_n8n: FakeN8n, receiver: Receiver
+) -> None:
+    """Four clients submit back to back; the bridge is SIGKILLed mid-burst and restarted. Every job
+    answered 202 completes and reaches FlowBiz; a job whose answer was lost in the crash is resubmitted
+    with the same job_id (what FlowBiz does) and completes too. Callbacks of one job share one
+    webhook-id (delivery is at least once across a crash; FlowBiz drops duplicates by webhook-id)."""
+    port = int(env["BRIDGE_PUBLIC_URL"].rsplit(":", 1)[1])
+    bridge = bridge_service({**env, "BRIDGE_RATE_LIMIT": "100000/minute"}, project, port)
+    bridge.start()
+    client = BridgeClient(env["BRIDGE_PUBLIC_URL"], "flowbiz", keys.client)
+    accepted: list[str] = []
+    unknown: list[dict[str, Any]] = []
+    crashed = threading.Event()
+
+    def body(job_id: str) -> dict[str, Any]:
+        inputs = {"stream_id": "burst", "comments": COMMENTS}
+        return {
+            "job_id": job_id,
+            "client_id": "flowbiz",
+            "workflow_key": "tiktok_live_helper",
+            "inputs": inputs,
+            "callback_url": receiver.url,
+        }
+
+    def load() -> None:
+        while not crashed.is_set():
+            job = body(f"burst-{uuid.uuid4().hex[:12]}")
+            try:
+                client.submit(job)
+                accepted.append(job["job_id"])
+            except UnreachableError:
+                unknown.append(job)  # the bridge died while answering: stored or not, nobody knows
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_until(lambda: len(accepted) >= 150, 30, "150 accepted jobs")
+        bridge.kill()
+    finally:
+        crashed.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    bridge.start()
+    try:
+        for job in unknown:
+            client.submit(job)  # 202 if the crash lost it, 200 (the stored job) if it was committed
+        expected = set(accepted) | {job["job_id"] for job in unknown}
+
+        def delivered() -> bool:
+            return expected <= {body["job_id"] for _, body in receiver.calls}
+
+        try:
+            wait_until(delivered, 120, f"callbacks of all {len(expected)} jobs")
+        except AssertionError:
+            missing = sorted(expected - {body["job_id"] for _, body in receiver.calls})
+            states = [(job_id, client.status(job_id)) for job_id in missing[:5]]
+            raise AssertionError(
+                f"{len(missing)} jobs without a callback, e.g. {states}\n{bridge.output()[-3000:]}"
+            ) from None
+        ids: dict[str, set[str]] = {}
+        for webhook_id, body_ in receiver.calls:
+            assert body_["status"] == "success", body_
+            ids.setdefault(body_["job_id"], set()).add(webhook_id)
+        assert all(len(webhook_ids) == 1 for webhook_ids in ids.values())
+        print(f"burst: {len(accepted)} accepted before SIGKILL, {len(unknown)} answers lost and resubmitted")
+    finally:
+        bridge.stop()
