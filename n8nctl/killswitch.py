@@ -8,6 +8,7 @@ and each reports whether it worked; the caller exits non-zero when any did not.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,14 +52,29 @@ class KillSwitch:
         self,
         settings: Settings,
         registry: Registry,
-        store: Store,
+        open_store: Callable[[], Store],
         *,
         actor: str,
         report: Callable[[Step], None] = lambda step: None,
     ) -> None:
-        self.settings, self.registry, self.store, self.actor = settings, registry, store, actor
+        """`open_store` is called at the first step that needs the job store: when the store does not
+        answer, those steps fail and the n8n steps still run."""
+        self.settings, self.registry, self.actor = settings, registry, actor
+        self._open_store = open_store
+        self._store: Store | N8nctlError | None = None
         self._report = report
         self.steps: list[Step] = []
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            try:
+                self._store = self._open_store()
+            except N8nctlError as exc:
+                self._store = exc
+        if isinstance(self._store, N8nctlError):
+            raise self._store
+        return self._store
 
     # -- what the commands do -------------------------------------------------------------------------
 
@@ -107,7 +123,8 @@ class KillSwitch:
             "reason": reason,
             "steps": [{"step": s.name, "ok": s.ok, "detail": s.detail} for s in self.steps],
         }
-        self.store.record_operator_event(key, action, actor=self.actor, details=details)
+        with contextlib.suppress(N8nctlError):  # the store is down: the steps above already say so
+            self.store.record_operator_event(key, action, actor=self.actor, details=details)
         return self.steps
 
     def _known(self, key: str) -> None:

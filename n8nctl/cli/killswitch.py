@@ -29,8 +29,8 @@ def _switch(actor: str, as_json: bool) -> KillSwitch:
             mark = "ok  " if step.ok else "FAIL"
             click.echo(f"[{mark}] {step.name}: {step.detail}" + (f" -> {step.fix}" if step.fix else ""))
 
-    store = open_store(settings)
-    return KillSwitch(settings, load_registry(settings.registry_path), store, actor=actor, report=report)
+    registry = load_registry(settings.registry_path)
+    return KillSwitch(settings, registry, lambda: open_store(settings), actor=actor, report=report)
 
 
 def _finish(what: str, steps: list[Step], as_json: bool) -> None:

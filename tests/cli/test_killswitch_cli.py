@@ -44,3 +44,24 @@ def test_kill_without_n8n_sets_the_switch_and_reports_the_failed_steps(project, 
     switch = store.switch_states()["content_pipeline"]
     assert (switch["killed"], switch["actor"], switch["reason"]) == (True, "ana", "INC-1")
     assert "2 of 4 steps failed" in result.output
+
+
+def test_kill_with_the_job_store_down_still_runs_the_n8n_steps(project, runner, monkeypatch):
+    """The bridge's database does not answer (a password in its URL must not leak): the bridge steps
+    fail with the store's error, the n8n steps are still attempted, exit 1."""
+    monkeypatch.setenv("BRIDGE_DATABASE_URL", "postgresql+psycopg://bridge:s3cret-pw@127.0.0.1:9/bridge")
+    monkeypatch.setenv("N8N_BASE_URL", "http://127.0.0.1:9")
+    result = runner.invoke(cli, ["kill", "content_pipeline", "--reason", "INC-2", "--json"])
+    assert result.exit_code == 1
+    report = json.loads(result.output[: result.output.rindex("}") + 1])
+    steps = {s["name"]: s for s in report["steps"]}
+    assert list(steps) == [
+        "bridge rejects new jobs",
+        "n8n workflow deactivated",
+        "queued jobs failed",
+        "running executions stopped",
+    ]
+    assert not steps["bridge rejects new jobs"]["ok"]
+    assert "job store did not answer" in steps["bridge rejects new jobs"]["detail"]
+    assert "n8n at http://127.0.0.1:9 did not answer" in steps["n8n workflow deactivated"]["detail"]
+    assert "s3cret-pw" not in result.output
