@@ -166,7 +166,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="n8nctl-bench-"))
     secret = generate_secret()
     requests = work / "requests.lua"
-    write_requests(requests, secret, 12000 * args.seconds, "http://127.0.0.1:9/cb")
+    write_requests(requests, secret, 30000 * args.seconds, "http://127.0.0.1:9/cb")
     script = work / "intake.lua"
     script.write_text(LUA.replace("{requests}", str(requests)).replace("{threads}", str(threads)))
     (work / "bare.py").write_text(BARE_APP)
