@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import shlex
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from n8nctl.errors import N8nctlError
@@ -21,8 +21,10 @@ def run(
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
+    ok_codes: Collection[int] = (0,),
 ) -> str:
-    """Run `command`; return its stdout. On failure raise N8nctlError with the output's last lines.
+    """Run `command`; return its stdout. When it exits with a code not in `ok_codes`, raise
+    N8nctlError with the output's last lines.
 
     `env` must not carry secrets into `command`'s arguments: only the command line is logged."""
     args = [str(part) for part in command]
@@ -37,7 +39,14 @@ def run(
         raise N8nctlError(
             what, why=f"{Path(args[0]).name} ran longer than {timeout:.0f} s", fix=fix
         ) from None
-    if done.returncode != 0:
+    if done.returncode not in ok_codes:
         tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
         raise N8nctlError(what, why=f"exit {done.returncode}: {tail[-400:]}", fix=fix)
     return done.stdout
+
+
+def attach(command: Sequence[str | Path]) -> int:
+    """Run `command` on this terminal (output straight through, e.g. `tail -F`); its exit code."""
+    args = [str(part) for part in command]
+    log.debug("run: %s", shlex.join(args))
+    return subprocess.call(args)

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -219,5 +218,6 @@ def logs(service: str | None, follow: bool, lines: int) -> None:
     present = [str(f) for f in files if f.exists()]
     if not present:
         raise NotFoundError(f"no logs in {log_dir}", fix="Start the stack: n8nctl up.")
-    command = ["tail", "-n", str(lines), *(["-F"] if follow else []), *present]
-    sys.exit(subprocess.call(command))
+    from n8nctl.adapters.process import attach
+
+    sys.exit(attach(["tail", "-n", str(lines), *(["-F"] if follow else []), *present]))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Mapping
@@ -56,15 +55,16 @@ class NativeStack:
         """Program -> supervisor state (RUNNING, STARTING, BACKOFF, FATAL, STOPPED...); {} when down."""
         if self.pid() is None:
             return {}
-        done = subprocess.run(
+        # supervisorctl status exits 3 when a program is not running: a state like any other here
+        output = run(
             [BIN / "supervisorctl", "-c", self.conf, "status"],
-            capture_output=True,
-            text=True,
+            what="supervisorctl status failed",
+            fix=f"See {self.log_dir / 'supervisord.log'}.",
             timeout=30,
-            check=False,
+            ok_codes=(0, 3),
         )
         states = {}
-        for line in done.stdout.splitlines():
+        for line in output.splitlines():
             parts = line.split()
             if len(parts) >= 2 and parts[0] in PROGRAMS:
                 states[parts[0]] = parts[1]
