@@ -20,6 +20,7 @@ from n8nctl.registry import Registry
 from n8nctl.settings import Settings
 from n8nctl.store import Store
 from n8nctl.store.store import GLOBAL_SWITCH
+from n8nctl.wait import until
 
 if TYPE_CHECKING:
     from n8nctl.adapters.n8n_api import N8nApi
@@ -36,15 +37,6 @@ class Step:
     ok: bool
     detail: str
     fix: str = ""
-
-
-def _poll(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 class KillSwitch:
@@ -141,7 +133,7 @@ class KillSwitch:
         stored = f"switch {'on' if killed else 'off'} in the job store"
         if probe.status(f"{self.settings.bridge_url}/healthz") is None:
             return f"{stored}; the bridge is not running and applies it when it starts", None
-        if not _poll(lambda: self._bridge_reports(key, killed), VERIFY_TIMEOUT):
+        if not until(lambda: self._bridge_reports(key, killed), VERIFY_TIMEOUT):
             raise N8nctlError(
                 f"the bridge at {self.settings.bridge_url} does not report the switch",
                 why=f"GET /v1/meta still shows the old state after {VERIFY_TIMEOUT:.0f} s",
@@ -230,7 +222,7 @@ class KillSwitch:
             (stop_service if verb == "stop" else start_service)(self.settings, "n8n")
         except N8nctlError as exc:
             error, timeout = exc, min(timeout, 30.0)
-        if _poll(lambda: health(self.settings)["n8n"]["healthy"] == healthy, timeout):
+        if until(lambda: health(self.settings)["n8n"]["healthy"] == healthy, timeout):
             return "n8n is running and healthy" if healthy else "n8n is stopped and no longer answers"
         raise error or N8nctlError(
             f"n8n is {'not healthy' if healthy else 'still answering'} {timeout:.0f} s after {verb}",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import json
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from n8nctl.adapters.n8n_api import N8nApi
 from n8nctl.errors import ConfigError, N8nctlError, NotFoundError
 from n8nctl.registry import Registry, WorkflowEntry
 from n8nctl.settings import Settings
+from n8nctl.wait import until
 
 NODE_KEYS = (
     "name",
@@ -156,15 +156,12 @@ class WorkflowSync:
     def _wait_for_webhook(self, key: str, *, registered: bool, timeout: float = 15.0) -> None:
         """n8n registers a webhook shortly after activation returns; a job sent before would get 404."""
         path = self.entry(key).webhook_path
-        deadline = time.monotonic() + timeout
-        while self.api.webhook_registered(path) != registered:
-            if time.monotonic() > deadline:
-                state = "registered" if registered else "unregistered"
-                raise N8nctlError(
-                    f"n8n's webhook {path} for {key} is not {state} after {timeout:.0f} s",
-                    fix="See n8nctl logs n8n; then n8nctl workflows import again.",
-                )
-            time.sleep(0.2)
+        if not until(lambda: self.api.webhook_registered(path) == registered, timeout, interval=0.2):
+            state = "registered" if registered else "unregistered"
+            raise N8nctlError(
+                f"n8n's webhook {path} for {key} is not {state} after {timeout:.0f} s",
+                fix="See n8nctl logs n8n; then n8nctl workflows import again.",
+            )
 
     def export_all(self, dest: Path | None = None) -> list[Path]:
         written = []

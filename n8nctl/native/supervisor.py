@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from n8nctl.adapters.process import run
 from n8nctl.errors import N8nctlError
 from n8nctl.settings import Settings
+from n8nctl.wait import until
 
 PROGRAMS = ("n8n", "bridge")
 BIN = Path(sys.executable).parent
@@ -76,15 +76,12 @@ class NativeStack:
         if pid is None:
             return False
         os.kill(pid, signal.SIGTERM)  # supervisord stops its programs (process groups) before exiting
-        deadline = time.monotonic() + timeout
-        while self.pid() is not None:
-            if time.monotonic() > deadline:
-                raise N8nctlError(
-                    "the native stack did not stop",
-                    why=f"supervisord (pid {pid}) still runs after {timeout:.0f} s",
-                    fix=f"kill {pid}, then check {self.log_dir}.",
-                )
-            time.sleep(0.2)
+        if not until(lambda: self.pid() is None, timeout, interval=0.2):
+            raise N8nctlError(
+                "the native stack did not stop",
+                why=f"supervisord (pid {pid}) still runs after {timeout:.0f} s",
+                fix=f"kill {pid}, then check {self.log_dir}.",
+            )
         return True
 
     def log_tail(self, program: str, lines: int = 15) -> str:
