@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from n8nctl.contract import N8N_KILLED_MESSAGE, WORKFLOW_KILLED_MESSAGE
-from n8nctl.errors import N8nctlError, NotFoundError, RemoteError
+from n8nctl.errors import N8nctlError, RemoteError
 from n8nctl.registry import Registry
 from n8nctl.settings import Settings
 from n8nctl.store import Store
@@ -71,7 +71,7 @@ class KillSwitch:
     # -- what the commands do -------------------------------------------------------------------------
 
     def kill(self, key: str, reason: str) -> list[Step]:
-        self._known(key)
+        self.registry.entry(key)  # an unknown key fails here, before anything changes
         self._run("bridge rejects new jobs", lambda: self._switch(key, killed=True, reason=reason))
         workflow_id = self._run("n8n workflow deactivated", lambda: self._set_active(key, active=False))
         self._run("queued jobs failed", lambda: self._fail_jobs(key))
@@ -85,7 +85,7 @@ class KillSwitch:
         return self._done(GLOBAL_SWITCH, "kill_completed", reason)
 
     def revive(self, key: str) -> list[Step]:
-        self._known(key)
+        self.registry.entry(key)  # an unknown key fails here, before anything changes
         self._run("n8n workflow activated", lambda: self._set_active(key, active=True))
         self._run("bridge accepts jobs", lambda: self._switch(key, killed=False, reason=None))
         return self._done(key, "revive_completed", None)
@@ -118,13 +118,6 @@ class KillSwitch:
         with contextlib.suppress(N8nctlError):  # the store is down: the steps above already say so
             self.store.record_operator_event(key, action, actor=self.actor, details=details)
         return self.steps
-
-    def _known(self, key: str) -> None:
-        if key not in self.registry.workflows:
-            raise NotFoundError(
-                f"no workflow {key!r} in the registry",
-                fix=f"Use one of: {', '.join(self.registry.workflows)}.",
-            )
 
     def _switch(self, key: str, *, killed: bool, reason: str | None) -> tuple[str, None]:
         self.store.set_switch(key, killed=killed, reason=reason, actor=self.actor)
@@ -164,7 +157,7 @@ class KillSwitch:
 
         api = self._api()
         try:
-            if active and not self.registry.workflows[key].enabled:
+            if active and not self.registry.entry(key).enabled:
                 return "left inactive: the registry has it disabled", ""
             workflow_id = WorkflowSync(self.settings, self.registry, api).set_active(key, active=active)
         finally:

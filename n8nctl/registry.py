@@ -10,7 +10,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from n8nctl.errors import ConfigError
+from n8nctl.errors import ConfigError, NotFoundError
 
 RETENTION_DAYS = {"standard": 90, "financial": 365}
 
@@ -62,6 +62,15 @@ class Registry(BaseModel):
 
     version: Literal[1] = 1
     workflows: dict[str, WorkflowEntry]
+
+    def entry(self, key: str) -> WorkflowEntry:
+        """The entry of `key`, for operator commands; NotFoundError names the keys there are."""
+        try:
+            return self.workflows[key]
+        except KeyError:
+            raise NotFoundError(
+                f"no workflow {key!r} in the registry", fix=f"Use one of: {', '.join(self.workflows)}."
+            ) from None
 
 
 def load_registry(path: Path) -> Registry:

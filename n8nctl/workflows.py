@@ -16,7 +16,7 @@ from typing import Any
 
 from n8nctl.adapters.n8n_api import N8nApi
 from n8nctl.errors import ConfigError, N8nctlError, NotFoundError
-from n8nctl.registry import Registry, WorkflowEntry
+from n8nctl.registry import Registry
 from n8nctl.settings import Settings
 from n8nctl.wait import until
 
@@ -99,17 +99,8 @@ class WorkflowSync:
         self._state_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._state_file.write_text(json.dumps(ids, indent=2, sort_keys=True) + "\n")
 
-    def entry(self, key: str) -> WorkflowEntry:
-        try:
-            return self.registry.workflows[key]
-        except KeyError:
-            raise NotFoundError(
-                f"no workflow {key!r} in the registry",
-                fix=f"Use one of: {', '.join(self.registry.workflows)}.",
-            ) from None
-
     def template(self, key: str) -> dict[str, Any]:
-        path = self.templates_dir / self.entry(key).template
+        path = self.templates_dir / self.registry.entry(key).template
         try:
             return normalize(json.loads(path.read_text()))
         except FileNotFoundError:
@@ -130,7 +121,7 @@ class WorkflowSync:
     def import_all(self, credential_ids: dict[str, str], keys: list[str] | None = None) -> list[Outcome]:
         ids, outcomes = self._ids(), []
         for key in keys or list(self.registry.workflows):
-            entry = self.entry(key)
+            entry = self.registry.entry(key)
             template = self.template(key)
             existing = self.instance(key)
             if existing is None:
@@ -155,7 +146,7 @@ class WorkflowSync:
 
     def _wait_for_webhook(self, key: str, *, registered: bool, timeout: float = 15.0) -> None:
         """n8n registers a webhook shortly after activation returns; a job sent before would get 404."""
-        path = self.entry(key).webhook_path
+        path = self.registry.entry(key).webhook_path
         if not until(lambda: self.api.webhook_registered(path) == registered, timeout, interval=0.2):
             state = "registered" if registered else "unregistered"
             raise N8nctlError(
