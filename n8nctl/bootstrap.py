@@ -68,6 +68,22 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(path.with_suffix(".tmp"), path)
 
 
+def _state_file(settings: Settings) -> Path:
+    return settings.state_dir / "n8n-bootstrap.json"
+
+
+def _state(settings: Settings) -> dict[str, Any]:
+    path = _state_file(settings)
+    return json.loads(path.read_text()) if path.exists() else {"credentials": {}}
+
+
+def credential_ids(settings: Settings) -> dict[str, str]:
+    """The n8n ids of the credentials the last bootstrap created, by name (templates reference names)."""
+    if not _state_file(settings).exists():
+        raise ConfigError("n8n is not bootstrapped", fix="Run n8nctl up first.")
+    return {name: c["id"] for name, c in _state(settings)["credentials"].items()}
+
+
 def bootstrap(settings: Settings, api: N8nApi) -> BootstrapReport:
     """Make n8n ready for the bridge. Leaves `api` holding a working API key."""
     report = BootstrapReport()
@@ -82,8 +98,7 @@ def bootstrap(settings: Settings, api: N8nApi) -> BootstrapReport:
         api.api_key = api.create_api_key("n8nctl")
         _write_private(settings.api_key_file, api.api_key + "\n")
         report.changes.append(f"created an n8n API key (stored in {settings.api_key_file}, mode 0600)")
-    state_file = settings.state_dir / "n8n-bootstrap.json"
-    state = json.loads(state_file.read_text()) if state_file.exists() else {"credentials": {}}
+    state = _state(settings)
     existing = {c["name"]: c["id"] for c in api.credentials()}
     for name, (type_, data) in credential_specs(settings).items():
         fingerprint = _fingerprint(type_, data)
@@ -97,5 +112,5 @@ def bootstrap(settings: Settings, api: N8nApi) -> BootstrapReport:
             report.changes.append(f"updated the n8n credential {name!r} from .env")
         state["credentials"][name] = {"id": credential_id, "fingerprint": fingerprint}
         report.credential_ids[name] = credential_id
-    _write_private(state_file, json.dumps(state, indent=2) + "\n")
+    _write_private(_state_file(settings), json.dumps(state, indent=2) + "\n")
     return report

@@ -19,7 +19,7 @@ from n8nctl.errors import N8nctlError, RemoteError
 from n8nctl.registry import Registry
 from n8nctl.settings import Settings
 from n8nctl.store import Store
-from n8nctl.store.store import GLOBAL_SWITCH
+from n8nctl.store.store import ACTIVE, GLOBAL_SWITCH
 from n8nctl.wait import until
 
 if TYPE_CHECKING:
@@ -166,19 +166,15 @@ class KillSwitch:
         return f"n8n workflow {workflow_id} {state}", workflow_id
 
     def _fail_jobs(self, key: str | None) -> tuple[str, None]:
-        if key is None:  # kill --all: executions died with n8n; queued jobs wait for revive (or TIMEOUT)
-            failed = self.store.fail_active(
-                None,
-                statuses=("running",),
-                error_code="N8N_KILLED",
-                error_message=N8N_KILLED_MESSAGE,
-            )
-        else:
-            failed = self.store.fail_active(
-                [key], error_code="WORKFLOW_KILLED", error_message=WORKFLOW_KILLED_MESSAGE
-            )
+        # kill --all: executions died with n8n; queued jobs wait for revive (or TIMEOUT)
+        code, message, statuses = (
+            ("N8N_KILLED", N8N_KILLED_MESSAGE, ("running",))
+            if key is None
+            else ("WORKFLOW_KILLED", WORKFLOW_KILLED_MESSAGE, ACTIVE)
+        )
+        keys = None if key is None else [key]
+        failed = self.store.fail_active(keys, statuses=statuses, error_code=code, error_message=message)
         running = sum(job["status"] == "running" for job in failed)
-        code = "N8N_KILLED" if key is None else "WORKFLOW_KILLED"
         return f"{len(failed)} job(s) failed with {code} ({running} were running); callbacks queued", None
 
     def _stop_executions(self, workflow_id: str | None) -> tuple[str, None]:

@@ -51,16 +51,10 @@ def import_(keys: tuple[str, ...], as_json: bool) -> None:
       n8nctl workflows import
       n8nctl workflows import tiktok_live_helper
     """
-    import json
-
-    from n8nctl.errors import ConfigError
+    from n8nctl.bootstrap import credential_ids
 
     with _sync() as sync:
-        state = sync.settings.state_dir / "n8n-bootstrap.json"
-        if not state.exists():
-            raise ConfigError("n8n is not bootstrapped", fix="Run n8nctl up first.")
-        ids = {name: c["id"] for name, c in json.loads(state.read_text())["credentials"].items()}
-        outcomes = sync.import_all(ids, list(keys) or None)
+        outcomes = sync.import_all(credential_ids(sync.settings), list(keys) or None)
     emit(
         [vars(o) for o in outcomes],
         as_json=as_json,
