@@ -11,12 +11,12 @@ import base64
 import binascii
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from n8nctl.adapters.n8n_api import N8nApi
+from n8nctl.envfile import write_private
 from n8nctl.errors import ConfigError
 from n8nctl.settings import Settings
 
@@ -60,14 +60,6 @@ def _fingerprint(type_: str, data: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps([type_, data], sort_keys=True).encode()).hexdigest()
 
 
-def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(path.with_suffix(".tmp"), path)
-
-
 def _state_file(settings: Settings) -> Path:
     return settings.state_dir / "n8n-bootstrap.json"
 
@@ -96,7 +88,7 @@ def bootstrap(settings: Settings, api: N8nApi) -> BootstrapReport:
     if not api.api_key or not api.api_key_works():
         api.login(settings.n8n_owner_email, password)
         api.api_key = api.create_api_key("n8nctl")
-        _write_private(settings.api_key_file, api.api_key + "\n")
+        write_private(settings.api_key_file, api.api_key + "\n")
         report.changes.append(f"created an n8n API key (stored in {settings.api_key_file}, mode 0600)")
     state = _state(settings)
     existing = {c["name"]: c["id"] for c in api.credentials()}
@@ -112,5 +104,5 @@ def bootstrap(settings: Settings, api: N8nApi) -> BootstrapReport:
             report.changes.append(f"updated the n8n credential {name!r} from .env")
         state["credentials"][name] = {"id": credential_id, "fingerprint": fingerprint}
         report.credential_ids[name] = credential_id
-    _write_private(_state_file(settings), json.dumps(state, indent=2) + "\n")
+    write_private(_state_file(settings), json.dumps(state, indent=2) + "\n")
     return report

@@ -54,13 +54,14 @@ def write_env(project_dir: Path, *, force: bool = False) -> tuple[list[str], Pat
             line = f"{match['name']}={GENERATED[match['name']]()}"
             generated.append(match["name"])
         lines.append(line)
-    _private_write(target, "\n".join(lines) + "\n")
+    write_private(target, "\n".join(lines) + "\n")
     return generated, backup
 
 
-def _private_write(target: Path, text: str) -> None:
-    """Write `text` to `target` with mode 0600 from the first byte, replacing it atomically."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+def write_private(target: Path, text: str) -> None:
+    """Write `text` to `target` with mode 0600 from the first byte, replacing it atomically (a folder
+    this creates is 0700)."""
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
@@ -117,4 +118,4 @@ def write_htpasswd(path: Path, user: str, password: str) -> None:
             fix="Set NGINX_EDITOR_PASSWORD in .env, then n8nctl init --htpasswd.",
         )
     salt = "".join(secrets.choice(_CRYPT64) for _ in range(16))
-    _private_write(path, f"{user}:{sha512_crypt(password, salt)}\n")
+    write_private(path, f"{user}:{sha512_crypt(password, salt)}\n")
