@@ -53,12 +53,6 @@ class N8nApi:
 
     # -- headless bootstrap (internal REST API, cookie session) ---------------------------------------
 
-    def ready(self) -> bool:
-        try:
-            return self._http.get("/healthz/readiness", timeout=2.0).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     def owner_missing(self) -> bool:
         return bool(self._call("GET", "/rest/settings")["data"]["userManagement"]["showSetupOnFirstLoad"])
 
