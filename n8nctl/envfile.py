@@ -119,3 +119,14 @@ def write_htpasswd(path: Path, user: str, password: str) -> None:
         )
     salt = "".join(secrets.choice(_CRYPT64) for _ in range(16))
     write_private(path, f"{user}:{sha512_crypt(password, salt)}\n")
+
+
+def write_editor_htpasswd(project_dir: Path) -> tuple[Path, str]:
+    """The editor's htpasswd file from the project's `.env` (NGINX_EDITOR_USER, NGINX_EDITOR_PASSWORD,
+    NGINX_HTPASSWD_FILE); returns where it went and for which user."""
+    from n8nctl.settings import load_settings
+
+    settings = load_settings(_env_file=project_dir / ".env")
+    user, password = settings.nginx_editor_user, settings.nginx_editor_password.get_secret_value()
+    write_htpasswd(settings.htpasswd_file, user, password)
+    return settings.htpasswd_file, user

@@ -26,8 +26,7 @@ def init(force: bool, htpasswd_only: bool) -> None:
       n8nctl init --force
       n8nctl init --htpasswd     # after changing NGINX_EDITOR_PASSWORD in .env
     """
-    from n8nctl.envfile import write_env, write_htpasswd
-    from n8nctl.settings import load_settings
+    from n8nctl.envfile import write_editor_htpasswd, write_env
 
     project_dir = settings_from_env().n8nctl_project_dir
     if not htpasswd_only:
@@ -35,10 +34,5 @@ def init(force: bool, htpasswd_only: bool) -> None:
         if backup:
             click.echo(f"kept the previous file as {backup.name}", err=True)
         click.echo(f"wrote {project_dir / '.env'} (mode 0600) with new values for: {', '.join(generated)}")
-    settings = load_settings(_env_file=project_dir / ".env")
-    write_htpasswd(
-        settings.htpasswd_file,
-        settings.nginx_editor_user,
-        settings.nginx_editor_password.get_secret_value(),
-    )
-    click.echo(f"wrote {settings.htpasswd_file} (mode 0600) for the editor user {settings.nginx_editor_user}")
+    path, user = write_editor_htpasswd(project_dir)
+    click.echo(f"wrote {path} (mode 0600) for the editor user {user}")

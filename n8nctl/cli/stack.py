@@ -51,15 +51,13 @@ def up(prod: bool, workers: int | None, runtime: str | None) -> None:
     from n8nctl import runtime as runtimes
     from n8nctl import stack
     from n8nctl.adapters.docker import engine_answers
-    from n8nctl.envfile import write_env, write_htpasswd
+    from n8nctl.envfile import write_editor_htpasswd, write_env
 
     project_dir = settings_from_env().n8nctl_project_dir
     if not (project_dir / ".env").exists():
         generated, _ = write_env(project_dir)
         _progress(f"created .env (mode 0600) with new values for: {', '.join(generated)}")
-        created = settings_from_env()
-        editor_password = created.nginx_editor_password.get_secret_value()
-        write_htpasswd(created.htpasswd_file, created.nginx_editor_user, editor_password)
+        write_editor_htpasswd(project_dir)
     settings = settings_from_env()
     if workers and not prod:
         raise ConfigError("--workers needs --prod", why="only the prod stack runs n8n in queue mode")
