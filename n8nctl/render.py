@@ -75,7 +75,7 @@ def stack_name(settings: Settings, *, prod: bool) -> str:
 
 
 def stack_dir(settings: Settings, *, prod: bool) -> Path:
-    return settings.n8nctl_project_dir / "stacks" / stack_name(settings, prod=prod)
+    return settings.stack_dir.parent / "prod" if prod else settings.stack_dir
 
 
 def images(settings: Settings) -> dict[str, str]:

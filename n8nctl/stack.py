@@ -17,7 +17,7 @@ from n8nctl.errors import N8nctlError
 from n8nctl.native.install import ensure_n8n, node_bin_dir
 from n8nctl.native.supervisor import NativeStack
 from n8nctl.registry import Registry, load_registry
-from n8nctl.render import native_context, render_native
+from n8nctl.render import native_context, render_native, write_stack
 from n8nctl.runtime import active
 from n8nctl.settings import Settings
 from n8nctl.workflows import Outcome, WorkflowSync
@@ -82,10 +82,7 @@ def up(settings: Settings, progress: Progress) -> UpReport:
     home = ensure_n8n(settings, progress)
     stack = NativeStack(settings)
     text = render_native(native_context(settings, n8n_home=home, node_dir=node_bin_dir()))
-    changed = not stack.conf.exists() or stack.conf.read_text() != text
-    if changed:
-        stack.conf.parent.mkdir(parents=True, exist_ok=True)
-        stack.conf.write_text(text)
+    changed = bool(write_stack({stack.conf.name: text}, stack.conf.parent))
     report = UpReport(runtime="native", started=stack.pid() is None, logs=str(stack.log_dir))
     env = dict(os.environ)
     if key := settings.n8n_encryption_key.get_secret_value():
