@@ -118,6 +118,15 @@ class WorkflowSync:
             found = self.api.workflow(match[0]["id"]) if match else None
         return found
 
+    def imported(self, key: str) -> dict[str, Any]:
+        """The workflow in n8n for `key`; NotFoundError when it was never imported."""
+        instance = self.instance(key)
+        if instance is None:
+            raise NotFoundError(
+                f"workflow {key} is not in n8n", fix="Import it first: n8nctl workflows import."
+            )
+        return instance
+
     def import_all(self, credential_ids: dict[str, str], keys: list[str] | None = None) -> list[Outcome]:
         ids, outcomes = self._ids(), []
         for key in keys or list(self.registry.workflows):
@@ -157,11 +166,7 @@ class WorkflowSync:
     def export_all(self, dest: Path | None = None) -> list[Path]:
         written = []
         for key, entry in self.registry.workflows.items():
-            instance = self.instance(key)
-            if instance is None:
-                raise NotFoundError(
-                    f"workflow {key} is not in n8n", fix="Import it first: n8nctl workflows import."
-                )
+            instance = self.imported(key)
             path = (dest / Path(entry.template).name) if dest else self.templates_dir / entry.template
             path.parent.mkdir(parents=True, exist_ok=True)
             temporary = path.with_suffix(".tmp")
@@ -194,11 +199,7 @@ class WorkflowSync:
         return rows
 
     def set_active(self, key: str, *, active: bool) -> str:
-        instance = self.instance(key)
-        if instance is None:
-            raise NotFoundError(
-                f"workflow {key} is not in n8n", fix="Import it first: n8nctl workflows import."
-            )
+        instance = self.imported(key)
         self.api.set_active(instance["id"], active=active)
         self._wait_for_webhook(key, registered=active)
         return str(instance["id"])
