@@ -42,7 +42,7 @@ from n8nctl.bridge.models import (
     JobView,
     N8nResult,
 )
-from n8nctl.bridge.runtime import Bridge
+from n8nctl.bridge.service import Bridge
 from n8nctl.contract import request_hash
 from n8nctl.registry import Registry
 from n8nctl.settings import Settings

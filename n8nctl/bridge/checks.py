@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from n8nctl.bridge.errors import ApiError
 from n8nctl.bridge.models import JobRequest
-from n8nctl.bridge.runtime import Bridge
+from n8nctl.bridge.service import Bridge
 from n8nctl.registry import WorkflowEntry
 from n8nctl.settings import Settings
 from n8nctl.signing import SignatureError, verify
