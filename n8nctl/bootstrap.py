@@ -7,8 +7,6 @@ so a second run changes nothing unless a value in `.env` changed.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -25,11 +23,11 @@ CALLBACK_SIGNING = "n8nctl callback signing"
 
 
 def hmac_text(settings: Settings) -> str:
-    """The text n8n's Crypto node uses as HMAC key: what BRIDGE_N8N_CALLBACK_SECRET encodes."""
-    secret = settings.bridge_n8n_callback_secret.get_secret_value()
+    """The text n8n's Crypto node uses as HMAC key: what BRIDGE_N8N_CALLBACK_SECRET's newest secret
+    encodes (during a rotation the bridge still accepts the older ones)."""
     try:
-        return base64.b64decode(secret.removeprefix("whsec_"), validate=True).decode("ascii")
-    except (binascii.Error, UnicodeDecodeError):
+        return settings.n8n_callback_keys.keys()[0].decode("ascii")
+    except (IndexError, UnicodeDecodeError):
         raise ConfigError(
             "BRIDGE_N8N_CALLBACK_SECRET cannot be used by n8n",
             why="its key is not ASCII text, and n8n's Crypto node takes its HMAC key as text",

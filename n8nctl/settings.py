@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from n8nctl.errors import ConfigError
+from n8nctl.signing import Keyring
 
 DEFAULT_RETRY_SCHEDULE = "0,5,300,1800,7200,18000,36000,36000"
 # Values written into rendered compose and nginx files: no spaces, quotes, ';', '{', '}' or '$', so a
@@ -185,20 +186,63 @@ class Settings(BaseSettings):
         return frozenset(h.strip().lower() for h in self.bridge_callback_allow_http_hosts.split(",") if h)
 
     @cached_property
-    def client_secrets(self) -> dict[str, tuple[str, ...]]:
-        """`client_id:whsec_a|whsec_b,other:whsec_c` -> {client_id: (secrets...)}."""
-        clients: dict[str, tuple[str, ...]] = {}
+    def client_secrets(self) -> dict[str, Keyring]:
+        """`client_id:whsec_a|whsec_b,other:whsec_c` -> {client_id: Keyring}."""
+        clients: dict[str, Keyring] = {}
         raw = self.bridge_client_secrets.get_secret_value().strip()
         for position, entry in enumerate(filter(None, (part.strip() for part in raw.split(","))), 1):
             client_id, sep, secrets = entry.partition(":")
-            if not sep or not client_id or not secrets:
+            try:
+                if not sep or not client_id or not secrets:
+                    raise ValueError("it is not 'client_id:whsec_...'")
+                clients[client_id] = Keyring.parse(secrets)
+            except ValueError as exc:
                 raise ConfigError(  # names the entry by position: its text may be a secret
                     "BRIDGE_CLIENT_SECRETS is malformed",
-                    why=f"entry {position} is not 'client_id:whsec_...'",
+                    why=f"entry {position}: {exc}",
                     fix="Write it as client_id:whsec_...,other:whsec_... (| between rotated secrets).",
-                )
-            clients[client_id] = tuple(s.strip() for s in secrets.split("|") if s.strip())
+                ) from None
         return clients
+
+    @cached_property
+    def callback_signing_keys(self) -> Keyring:
+        """BRIDGE_CALLBACK_SIGNING_SECRET: every live one signs each callback (rotation)."""
+        return _keyring("BRIDGE_CALLBACK_SIGNING_SECRET", self.bridge_callback_signing_secret)
+
+    @cached_property
+    def n8n_callback_keys(self) -> Keyring:
+        """BRIDGE_N8N_CALLBACK_SECRET: a result signed with any live one is accepted (rotation)."""
+        return _keyring("BRIDGE_N8N_CALLBACK_SECRET", self.bridge_n8n_callback_secret)
+
+    def check_bridge_secrets(self) -> None:
+        """Every configured signing secret parses, and no two purposes share one (SECRETS_POLICY rule
+        6: a client holding n8n's secret could post any job's result, and one holding another
+        client's secret could act as that client). Raises ConfigError naming settings, not values."""
+        owners: dict[bytes, str] = {}
+        named = [(f"BRIDGE_CLIENT_SECRETS (client {c})", k) for c, k in self.client_secrets.items()]
+        named += [
+            ("BRIDGE_CALLBACK_SIGNING_SECRET", self.callback_signing_keys),
+            ("BRIDGE_N8N_CALLBACK_SECRET", self.n8n_callback_keys),
+        ]
+        for name, keyring in named:
+            for key in set(keyring.keys()):
+                if (other := owners.setdefault(key, name)) != name:
+                    raise ConfigError(
+                        f"{other} and {name} share a secret",
+                        why="each signing secret has one purpose, or its holder can sign for the other",
+                        fix="Generate a new one for either (n8nctl secrets rotate NAME).",
+                    )
+
+
+def _keyring(name: str, value: SecretStr) -> Keyring:
+    try:
+        return Keyring.parse(value.get_secret_value())
+    except ValueError as exc:
+        raise ConfigError(
+            f"{name} is malformed",
+            why=str(exc),
+            fix="Write it as whsec_ followed by base64 (n8nctl init generates one).",
+        ) from None
 
 
 def load_settings(**overrides: object) -> Settings:

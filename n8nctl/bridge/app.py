@@ -22,12 +22,11 @@ from starlette.exceptions import HTTPException
 from n8nctl import __version__
 from n8nctl.bridge.checks import (
     admit,
-    authenticate_client,
     max_timeout,
     own_job,
-    parse_json,
     parse_model,
     read_body,
+    read_client_request,
     user_id,
     validation_detail,
     verify_signed,
@@ -42,6 +41,7 @@ from n8nctl.bridge.models import (
     JobView,
     N8nResult,
 )
+from n8nctl.bridge.parsing import parse_json, sized
 from n8nctl.bridge.service import Bridge
 from n8nctl.contract import request_hash
 from n8nctl.registry import Registry
@@ -105,19 +105,11 @@ def create_app(
     )
     async def submit_job(request: Request) -> Response:
         """Accept a job. 202 once it is durably stored; 200 for a repeat of an accepted request."""
-        raw = await read_body(request, settings.bridge_max_body_bytes)
-        data = parse_json(raw)
-        client_id = request.headers.get("x-client-id") or (
-            data.get("client_id") if isinstance(data, dict) else None
-        )
-        authenticate_client(bridge, str(client_id or ""), request, raw)
-        job = parse_model(JobRequest, data)
-        if job.client_id != client_id:
-            raise ApiError("CLIENT_MISMATCH", "client_id in the body is not the signing client")
-        bridge.check_rate(job.client_id)
-        fingerprint = request_hash(job.model_dump(mode="json"))
+        signed = await read_client_request(bridge, request, has_body=True)
+        job = await signed.body(JobRequest)
+        fingerprint = await sized(len(signed.raw), lambda: request_hash(job.model_dump(mode="json")))
         try:
-            entry = await admit(bridge, job)
+            entry = await admit(bridge, job, size=len(signed.raw))
         except ApiError:
             stored = await asyncio.to_thread(bridge.store.get_job, job.job_id)
             if stored and stored["client_id"] == job.client_id and stored["request_hash"] == fingerprint:
@@ -149,33 +141,28 @@ def create_app(
             "IDEMPOTENCY_CONFLICT", f"job_id {job.job_id} was already used for a different request"
         )
 
-    @app.get("/v1/jobs/{job_id}", response_model=JobView, responses={**SIGNED, **_errors(404)})
+    @app.get("/v1/jobs/{job_id}", response_model=JobView, responses={**SIGNED, **_errors(404, 429)})
     async def get_job(job_id: str, request: Request) -> Response:
         """A job's full state, for its own client (signed GET: empty body, X-Client-Id)."""
-        return _job_response(await own_job(bridge, request, job_id, b""), registry, 200, full=True)
+        signed = await read_client_request(bridge, request, has_body=False)
+        return _job_response(await own_job(bridge, signed.client_id, job_id), registry, 200, full=True)
 
-    @app.get("/v1/jobs/{job_id}/status", response_model=JobView, responses={**SIGNED, **_errors(404)})
+    @app.get("/v1/jobs/{job_id}/status", response_model=JobView, responses={**SIGNED, **_errors(404, 429)})
     async def get_job_status(job_id: str, request: Request) -> Response:
         """Same as GET /v1/jobs/{job_id}."""
-        return _job_response(await own_job(bridge, request, job_id, b""), registry, 200, full=True)
+        return await get_job(job_id, request)
 
     @app.post(
         "/v1/jobs/{job_id}/cancel",
         response_model=JobView,
         openapi_extra=body(CancelRequest),
-        responses={**SIGNED, **_errors(400, 403, 404, 409, 413, 422)},
+        responses={**SIGNED, **_errors(400, 403, 404, 409, 413, 422, 429)},
     )
     async def cancel_job(job_id: str, request: Request) -> Response:
         """Cancel a pending or running job; n8n's execution is stopped where n8n supports it."""
-        raw = await read_body(request, settings.bridge_max_body_bytes)
-        data = parse_json(raw)
-        client_id = request.headers.get("x-client-id") or (
-            data.get("client_id") if isinstance(data, dict) else None
-        )
-        await own_job(bridge, request, job_id, raw, client_id=str(client_id or ""))
-        body = parse_model(CancelRequest, data)
-        if body.client_id != client_id:
-            raise ApiError("CLIENT_MISMATCH", "client_id in the body is not the signing client")
+        signed = await read_client_request(bridge, request, has_body=True)
+        await own_job(bridge, signed.client_id, job_id)
+        body = await signed.body(CancelRequest)
         changed, job = await asyncio.to_thread(
             bridge.store.cancel, job_id, reason=body.reason, actor=body.client_id
         )
@@ -201,8 +188,8 @@ def create_app(
     async def n8n_result(request: Request) -> JSONResponse:
         """A workflow's result, signed with BRIDGE_N8N_CALLBACK_SECRET. Recorded, then forwarded."""
         raw = await read_body(request, settings.bridge_max_body_bytes)
-        verify_signed(bridge, "n8n", (settings.bridge_n8n_callback_secret.get_secret_value(),), request, raw)
-        result = parse_model(N8nResult, parse_json(raw))
+        verify_signed(bridge, "n8n", settings.n8n_callback_keys.live(), request, raw)
+        result = await sized(len(raw), parse_model, N8nResult, await sized(len(raw), parse_json, raw))
         row = result.model_dump()
         row["audit"] = [entry.model_dump() for entry in result.audit]
         outcome = await asyncio.to_thread(bridge.store.record_result, row)

@@ -49,6 +49,7 @@ class Bridge:
         n8n_transport: httpx.AsyncBaseTransport | None = None,
         callback_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        settings.check_bridge_secrets()  # a malformed or reused secret stops the bridge here, at start
         self.settings, self.registry = settings, registry
         self.store = Store(settings.database_url)
         self.n8n = N8nClient(
@@ -114,8 +115,9 @@ class Bridge:
 
     # -- policy helpers used by the API ---------------------------------------------------------------
 
-    def check_rate(self, client_id: str) -> None:
-        wait = self.limiter.hit(client_id)
+    def check_rate(self, client_id: str, kind: str) -> None:
+        """Count one signed request of `client_id`; reads and writes have a budget each."""
+        wait = self.limiter.hit(f"{client_id}:{kind}")
         if wait:
             retry_after = math.ceil(wait)
             raise ApiError(
@@ -247,7 +249,7 @@ class Bridge:
     async def _deliver_one(self, delivery: Row) -> None:
         body = delivery["payload"].encode()
         headers = sign_headers(
-            self.settings.bridge_callback_signing_secret.get_secret_value(),
+            self.settings.callback_signing_keys.live(),
             body,
             msg_id=delivery["message_id"],
         )
