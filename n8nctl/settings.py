@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from n8nctl.errors import ConfigError
 from n8nctl.signing import Keyring
 
+DEVELOPMENT_CALLBACK_HOSTS = "127.0.0.1,localhost,::1"
 DEFAULT_RETRY_SCHEDULE = "0,5,300,1800,7200,18000,36000,36000"
 # Values written into rendered compose and nginx files: no spaces, quotes, ';', '{', '}' or '$', so a
 # setting can never add a directive or an interpolation to them.
@@ -39,7 +40,8 @@ class Settings(BaseSettings):
     bridge_rate_limit: str = "120/minute"
     bridge_max_timeout_seconds: int = Field(default=3600, ge=1)
     bridge_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    bridge_callback_allow_http_hosts: str = "127.0.0.1,localhost,::1"
+    bridge_environment: Literal["production", "development"] = "production"
+    bridge_callback_allow_hosts: str = ""
     bridge_callback_retry_schedule: str = DEFAULT_RETRY_SCHEDULE
     bridge_callback_timeout_seconds: float = Field(default=10.0, gt=0)
     bridge_host: str = "127.0.0.1"
@@ -182,8 +184,13 @@ class Settings(BaseSettings):
         return tuple(float(part) for part in self.bridge_callback_retry_schedule.split(","))
 
     @property
-    def http_callback_hosts(self) -> frozenset[str]:
-        return frozenset(h.strip().lower() for h in self.bridge_callback_allow_http_hosts.split(",") if h)
+    def callback_allow_hosts(self) -> frozenset[str]:
+        """Hosts a callback_url may name although they resolve to non-global addresses (and use plain
+        http): BRIDGE_CALLBACK_ALLOW_HOSTS, else loopback in development and nothing in production."""
+        text = self.bridge_callback_allow_hosts or (
+            DEVELOPMENT_CALLBACK_HOSTS if self.bridge_environment == "development" else ""
+        )
+        return frozenset(h.strip().lower().strip("[]") for h in text.split(",") if h.strip())
 
     @cached_property
     def client_secrets(self) -> dict[str, Keyring]:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
 from n8nctl import __version__
+from n8nctl.adapters.callbacks import Resolver
 from n8nctl.bridge.checks import (
     admit,
     max_timeout,
@@ -76,8 +77,15 @@ def create_app(
     workers: bool | None = None,
     n8n_transport: httpx.AsyncBaseTransport | None = None,
     callback_transport: httpx.AsyncBaseTransport | None = None,
+    resolver: Resolver | None = None,
 ) -> FastAPI:
-    bridge = Bridge(settings, registry, n8n_transport=n8n_transport, callback_transport=callback_transport)
+    bridge = Bridge(
+        settings,
+        registry,
+        n8n_transport=n8n_transport,
+        callback_transport=callback_transport,
+        resolver=resolver,
+    )
     schemas: dict[str, Any] = {}
     body = partial(_body, schemas)
 

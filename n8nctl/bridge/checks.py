@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
+from n8nctl.adapters.callbacks import CallbackRefused
 from n8nctl.bridge.errors import ApiError
 from n8nctl.bridge.models import MAX_CLIENT_ID, MAX_JOB_ID, JobRequest
 from n8nctl.bridge.parsing import parse_json, sized
@@ -142,12 +142,10 @@ async def admit(bridge: Bridge, job: JobRequest, *, size: int) -> WorkflowEntry:
         )
     if problems := await sized(size, entry.input_errors, job.inputs):
         raise ApiError("INPUTS_INVALID", f"inputs do not match {job.workflow_key}'s schema", detail=problems)
-    url = urlsplit(str(job.callback_url))
-    if url.scheme != "https" and (url.hostname or "").lower() not in bridge.settings.http_callback_hosts:
-        raise ApiError(
-            "CALLBACK_URL_NOT_ALLOWED",
-            f"callback_url must be https (plain http only for {sorted(bridge.settings.http_callback_hosts)})",
-        )
+    try:
+        await bridge.callbacks.admit(str(job.callback_url))
+    except CallbackRefused as exc:
+        raise ApiError("CALLBACK_URL_NOT_ALLOWED", str(exc)) from None
     return entry
 
 

@@ -4,6 +4,7 @@ without bound or accept something that broke the job later. Through the ASGI app
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
 
@@ -202,6 +203,7 @@ async def test_large_inputs_are_validated_off_the_event_loop(start_bridge, regis
     wide = registry.model_copy(update={"workflows": {"tiktok_live_helper": entry}})
     async with start_bridge(workers=False, registry_=wide, bridge_max_body_bytes=4 * 1024 * 1024) as h:
         raw, headers = signed(h.secrets.client, job_body(inputs={"rows": [{"a": "x", "b": 1}] * 60_000}))
+        gc.collect()  # earlier tests' garbage would pause the loop here, whoever validates
         started = time.monotonic()
         submission = asyncio.ensure_future(h.client.post("/v1/jobs", content=raw, headers=headers))
         gaps = []
@@ -212,7 +214,10 @@ async def test_large_inputs_are_validated_off_the_event_loop(start_bridge, regis
         elapsed = time.monotonic() - started
         assert submission.result().status_code == 202, submission.result().text
         assert elapsed > 0.5, f"the input validated in {elapsed:.2f} s: too fast to tell"
-        assert max(gaps) < 0.2, f"the event loop stalled {max(gaps):.2f} s of {elapsed:.2f} s"
+        # validated on the loop, the longest gap is most of `elapsed`; in a thread, a few GIL turns
+        assert max(gaps) < min(0.4, elapsed / 3), (
+            f"the event loop stalled {max(gaps):.2f} s of {elapsed:.2f} s"
+        )
 
 
 # -- configured secrets: malformed or reused ones stop the bridge at start -----------------------------
