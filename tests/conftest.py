@@ -92,6 +92,7 @@ def make_settings(bridge_database_url: str, secrets: Secrets) -> Callable[..., S
             "bridge_callback_retry_schedule": "0,0.2,0.2,0.2",
             "n8n_base_url": "http://n8n.test",
             "n8n_api_key": "test-api-key",
+            "bridge_environment": "development",  # callbacks to the tests' receivers on loopback
             **overrides,
         }
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]
