@@ -30,6 +30,7 @@ COMMANDS = {
     "audit": "n8nctl.cli.audit:audit",
     "kill": "n8nctl.cli.killswitch:kill",
     "revive": "n8nctl.cli.killswitch:revive",
+    "secrets": "n8nctl.cli.secrets:secrets",
 }
 
 
