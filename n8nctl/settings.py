@@ -64,6 +64,14 @@ class Settings(BaseSettings):
     n8nctl_client_id: str = "flowbiz"
     n8nctl_client_secret: SecretStr = SecretStr("")
 
+    # --- monitoring: thresholds of `n8nctl check`, `n8nctl status` and the Prometheus alert rules ---
+    n8nctl_alert_job_failure_rate: float = Field(default=0.2, ge=0, le=1)
+    n8nctl_alert_callback_failure_rate: float = Field(default=0.2, ge=0, le=1)
+    n8nctl_alert_latency_p95_seconds: float = Field(default=300.0, gt=0)
+    n8nctl_alert_queue_depth: int = Field(default=500, ge=0)
+    n8nctl_alert_dead_letters: int = Field(default=0, ge=0)
+    n8nctl_alert_min_sample: int = Field(default=10, ge=1)
+
     # --- stacks: compose runtime, images, nginx edge (issue 4) ---
     n8nctl_runtime: Literal["auto", "compose", "native"] = "auto"
     n8nctl_workers: int = Field(default=1, ge=1, le=32)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -113,6 +114,7 @@ def create_app(
     )
     async def submit_job(request: Request) -> Response:
         """Accept a job. 202 once it is durably stored; 200 for a repeat of an accepted request."""
+        started = time.perf_counter()
         signed = await read_client_request(bridge, request, has_body=True)
         job = await signed.body(JobRequest)
         fingerprint = await sized(len(signed.raw), lambda: request_hash(job.model_dump(mode="json")))
@@ -140,6 +142,7 @@ def create_app(
             "deadline_at": now + timedelta(seconds=job.timeout_seconds),
         }
         outcome = await bridge.submit(NewJob(row))
+        bridge.metrics.intake_seconds.observe(time.perf_counter() - started)
         if outcome.created:
             bridge.metrics.accepted.labels(job.workflow_key).inc()
             return _job_response(outcome.job, registry, 202)
@@ -181,7 +184,7 @@ def create_app(
                 f"job {job_id} is already {job['status']}",
                 detail={"status": job["status"]},
             )
-        bridge.metrics.finished.labels(job["workflow_key"], "cancelled").inc()
+        bridge.metrics.finish(job["workflow_key"], "cancelled", _age(job))
         bridge.wake_dispatch.set()
         bridge.stop_execution(job)
         stored = await asyncio.to_thread(bridge.store.get_job, job_id)
@@ -201,12 +204,13 @@ def create_app(
         row = result.model_dump()
         row["audit"] = [entry.model_dump() for entry in result.audit]
         outcome = await asyncio.to_thread(bridge.store.record_result, row)
+        bridge.metrics.results.labels(result.status, outcome).inc()
         if outcome == "unknown":
             raise ApiError("JOB_NOT_FOUND", f"no job {result.job_id}")
         if outcome == "finished":
             job = await asyncio.to_thread(bridge.store.get_job, result.job_id)
             assert job is not None
-            bridge.metrics.finished.labels(job["workflow_key"], result.status).inc()
+            bridge.metrics.finish(job["workflow_key"], result.status, _age(job))
             bridge.wake_delivery.set()
             bridge.wake_dispatch.set()
         return JSONResponse({"job_id": result.job_id, "recorded": outcome})
@@ -267,6 +271,12 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _age(job: Row) -> float:
+    """Seconds from a job's acceptance to its completion (or to now)."""
+    end = job.get("completed_at") or datetime.now(UTC)
+    return float((end - job["accepted_at"]).total_seconds())
 
 
 _MESSAGES = {

@@ -74,7 +74,7 @@ class Bridge:
         )
         self.replays = ReplayGuard()
         self.limiter = RateLimiter(Rate.parse(settings.bridge_rate_limit))
-        self.metrics = Metrics(self.store.queue_depth)
+        self.metrics = Metrics(self.store.queue_depth, self.store.dead_letters)
         self.wake_dispatch, self.wake_delivery = asyncio.Event(), asyncio.Event()
         self._intake: asyncio.Queue[tuple[NewJob, asyncio.Future[SubmitOutcome]]] = asyncio.Queue()
         self._switches: tuple[float, dict[str, Row]] = (0.0, {})
@@ -198,6 +198,7 @@ class Bridge:
             "deadline_at": job["deadline_at"].isoformat(),
             "callback_url": self.settings.public_url + "/v1/callbacks/n8n",
         }
+        started = time.perf_counter()
         try:
             execution_id = await self.n8n.trigger(entry.webhook_path, payload)
         except DispatchError as exc:
@@ -209,6 +210,7 @@ class Bridge:
             )
             await asyncio.to_thread(self.store.mark_dispatch_failed, job, retry_at=retry_at, error=str(exc))
             return
+        self.metrics.dispatch_seconds.observe(time.perf_counter() - started)
         self.metrics.dispatches.labels("accepted").inc()
         await asyncio.to_thread(self.store.mark_running, job, execution_id)
 
@@ -228,8 +230,9 @@ class Bridge:
                 error_code="WORKFLOW_KILLED",
                 error_message=WORKFLOW_KILLED_MESSAGE,
             )
+        now = datetime.now(UTC)
         for job in expired:
-            self.metrics.finished.labels(job["workflow_key"], "failed").inc()
+            self.metrics.finish(job["workflow_key"], "failed", (now - job["accepted_at"]).total_seconds())
         if expired:
             self.wake_delivery.set()
             self.wake_dispatch.set()
@@ -256,6 +259,7 @@ class Bridge:
             self._spawn(self._deliver_one(delivery))
 
     async def _deliver_one(self, delivery: Row) -> None:
+        started = time.perf_counter()
         try:
             attempt = await self.callbacks.post(
                 delivery["url"], delivery["payload"].encode(), message_id=delivery["message_id"]
@@ -264,6 +268,7 @@ class Bridge:
             log.exception("callback attempt for job %s failed", delivery["job_id"])
             attempt = Attempt(None, f"attempt failed: {type(exc).__name__}")
         state, retry_at = next_state(attempt, delivery["attempts"], self.settings.retry_schedule)
+        self.metrics.callback_seconds.observe(time.perf_counter() - started)
         self.metrics.callbacks.labels(state).inc()
         await asyncio.to_thread(
             self.store.delivery_result,
