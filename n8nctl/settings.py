@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     n8nctl_alert_queue_depth: int = Field(default=500, ge=0)
     n8nctl_alert_dead_letters: int = Field(default=0, ge=0)
     n8nctl_alert_min_sample: int = Field(default=10, ge=1)
+    n8nctl_alert_url: SecretStr = SecretStr("")  # a chat webhook URL is a credential
 
     # --- stacks: compose runtime, images, nginx edge (issue 4) ---
     n8nctl_runtime: Literal["auto", "compose", "native"] = "auto"

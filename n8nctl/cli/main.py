@@ -28,6 +28,7 @@ COMMANDS = {
     "bridge": "n8nctl.cli.bridge:bridge",
     "jobs": "n8nctl.cli.jobs:jobs",
     "audit": "n8nctl.cli.audit:audit",
+    "check": "n8nctl.cli.check:check",
     "kill": "n8nctl.cli.killswitch:kill",
     "revive": "n8nctl.cli.killswitch:revive",
     "secrets": "n8nctl.cli.secrets:secrets",
