@@ -26,7 +26,7 @@ def hmac_text(settings: Settings) -> str:
     """The text n8n's Crypto node uses as HMAC key: what BRIDGE_N8N_CALLBACK_SECRET's newest secret
     encodes (during a rotation the bridge still accepts the older ones)."""
     try:
-        return settings.n8n_callback_keys.keys()[0].decode("ascii")
+        return settings.n8n_callback_keys.hmac_keys()[0].decode("ascii")
     except (IndexError, UnicodeDecodeError):
         raise ConfigError(
             "BRIDGE_N8N_CALLBACK_SECRET cannot be used by n8n",

@@ -241,7 +241,7 @@ class Settings(BaseSettings):
             ("BRIDGE_N8N_CALLBACK_SECRET", self.n8n_callback_keys),
         ]
         for name, keyring in named:
-            for key in set(keyring.keys()):
+            for key in set(keyring.hmac_keys()):
                 if (other := owners.setdefault(key, name)) != name:
                     raise ConfigError(
                         f"{other} and {name} share a secret",

@@ -87,7 +87,7 @@ class Keyring:
         moment = now or datetime.now(UTC)
         return tuple(secret for secret, retires in self.entries if retires is None or retires > moment)
 
-    def keys(self) -> list[bytes]:
+    def hmac_keys(self) -> list[bytes]:
         return [secret_key(secret) for secret, _ in self.entries]
 
     def __str__(self) -> str:

@@ -103,7 +103,7 @@ def test_the_n8n_callback_secret_waits_for_the_bridge_before_n8n_moves(tmp_path,
     assert result.exit_code == 0, result.output
     assert "not moved yet" in result.output and "--n8n-only" in result.output
     keys = _settings(project).n8n_callback_keys
-    assert len(keys.live()) == 2 and keys.keys()[0].decode("ascii")  # n8n's Crypto node takes text
+    assert len(keys.live()) == 2 and keys.hmac_keys()[0].decode("ascii")  # n8n's Crypto node takes text
 
 
 def test_rotate_refuses_a_secret_the_environment_overrides(tmp_path, monkeypatch):
