@@ -9,29 +9,13 @@ import pytest
 from n8nctl.monitoring import last_hour, percentile
 from n8nctl.settings import Settings
 from n8nctl.store import NewJob, Store
+from tests.conftest import new_job
 
 LEASE = timedelta(seconds=60)
 
 
 def _job(job_id: str, *, age: float, timeout: int = 300) -> NewJob:
-    accepted = datetime.now(UTC) - timedelta(seconds=age)
-    return NewJob(
-        {
-            "job_id": job_id,
-            "client_id": "flowbiz",
-            "workflow_key": "content_pipeline",
-            "priority": 5,
-            "timeout_seconds": timeout,
-            "inputs": {},
-            "callback_url": "https://x/cb",
-            "metadata": {},
-            "user_id": None,
-            "request_hash": "h",
-            "retention_days": 90,
-            "accepted_at": accepted,
-            "deadline_at": accepted + timedelta(seconds=timeout),
-        }
-    )
+    return new_job(job_id, offset=-age, timeout=timeout)
 
 
 def _result(job_id: str, status: str) -> dict:

@@ -178,9 +178,11 @@ async def _huge_body(writer: asyncio.StreamWriter) -> None:
     await asyncio.sleep(30)
 
 
-async def test_a_dripping_receiver_is_cut_at_the_deadline_and_not_claimed_twice(start_bridge):
+async def _first_attempt(start_bridge, answer) -> tuple[dict, float, list[int]]:
+    """One job whose callback goes to a hostile receiver playing `answer`, with a 1 s deadline:
+    its callback state once the first attempt is recorded, how long that took, the connections made."""
     async with (
-        hostile_receiver(_drip) as (port, connections),
+        hostile_receiver(answer) as (port, connections),
         start_bridge(
             real_callbacks=True, bridge_callback_timeout_seconds=1, bridge_callback_retry_schedule="0,60"
         ) as h,
@@ -192,28 +194,22 @@ async def test_a_dripping_receiver_is_cut_at_the_deadline_and_not_claimed_twice(
             callback = await _callback(h, job_id)
             return callback.get("last_error") and callback
 
-        callback = await eventually(recorded, timeout=4, what="the attempt recorded at its deadline")
-        assert time.monotonic() - started < 3
-        assert (callback["attempts"], callback["last_error"]) == (1, "no answer within 1 s")
-        assert len(connections) == 1, "one attempt: the lease outlives its deadline"
+        callback = await eventually(recorded, timeout=4, what="the first attempt recorded")
+        return callback, time.monotonic() - started, connections
+
+
+async def test_a_dripping_receiver_is_cut_at_the_deadline_and_not_claimed_twice(start_bridge):
+    callback, elapsed, connections = await _first_attempt(start_bridge, _drip)
+    assert elapsed < 3
+    assert (callback["attempts"], callback["last_error"]) == (1, "no answer within 1 s")
+    assert len(connections) == 1, "one attempt: the lease outlives its deadline"
 
 
 async def test_a_huge_answer_is_not_read_and_its_status_is_kept(start_bridge):
-    async with (
-        hostile_receiver(_huge_body) as (port, _),
-        start_bridge(
-            real_callbacks=True, bridge_callback_timeout_seconds=1, bridge_callback_retry_schedule="0,60"
-        ) as h,
-    ):
-        job_id = await _finish(h, f"http://127.0.0.1:{port}/cb")
-
-        async def recorded():
-            callback = await _callback(h, job_id)
-            return callback.get("last_error") and callback
-
-        callback = await eventually(recorded, timeout=3, what="the attempt recorded")
-        assert callback["attempts"] == 1
-        assert (callback["last_status_code"], callback["last_error"]) == (500, "HTTP 500")
+    callback, elapsed, _ = await _first_attempt(start_bridge, _huge_body)
+    assert elapsed < 3
+    assert callback["attempts"] == 1
+    assert (callback["last_status_code"], callback["last_error"]) == (500, "HTTP 500")
 
 
 # -- what the client sees, and attempts that fail inside --------------------------------------------------

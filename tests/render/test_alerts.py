@@ -4,8 +4,6 @@ and staying quiet below them."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,16 +12,13 @@ import yaml
 
 from n8nctl.render import render_stack
 from n8nctl.settings import Settings
+from tests.harness import system_tool
 
 
 def promtool() -> str:
-    found = shutil.which("promtool")
-    if found:
-        return found
-    message = "promtool is not installed (./scripts/test installs Debian's prometheus package with apt-get)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    return system_tool(
+        "promtool", installed_by="./scripts/test installs Debian's prometheus package with apt-get"
+    )
 
 
 def _rules(tmp_path: Path, *, prod: bool, **settings: object) -> Path:
