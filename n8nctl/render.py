@@ -162,9 +162,15 @@ def render_alerts(context: dict[str, Any]) -> str:
     return environment().get_template("monitoring/alerts.yml.j2").render(**context)
 
 
+def render_monitoring(settings: Settings, *, prod: bool) -> dict[str, str]:
+    """The stack's Prometheus alert rules, {path relative to its stack folder: text}; `n8nctl
+    render` writes them with `render_stack`'s files."""
+    return {"prometheus/alerts.yml": render_alerts(alerts_context(settings, prod=prod))}
+
+
 def render_stack(settings: Settings, *, runtime: Runtime, prod: bool) -> dict[str, str]:
-    """Every file of one stack, {path relative to its stack folder: text}: the runtime's files, the
-    nginx site config and the Prometheus alert rules."""
+    """Every file of one stack, {path relative to its stack folder: text}: the runtime's files and
+    the nginx site config (the alert rules are `render_monitoring`'s)."""
     if runtime == "native":
         if prod:
             raise ConfigError(
@@ -179,7 +185,6 @@ def render_stack(settings: Settings, *, runtime: Runtime, prod: bool) -> dict[st
     else:
         files = render_compose(compose_context(settings, prod=prod))
     files["nginx/n8nctl.conf"] = render_nginx(nginx_context(settings, prod=prod))
-    files["prometheus/alerts.yml"] = render_alerts(alerts_context(settings, prod=prod))
     return files
 
 

@@ -27,7 +27,12 @@ def _env(stack: Stack) -> Settings:
 
 
 def _job_runs(stack: Stack, receiver: Receiver) -> None:
-    job_id = submit(stack, receiver, "tiktok_live_helper", {"stream_id": "rot", "comments": []})
+    job_id = submit(
+        stack,
+        receiver,
+        "tiktok_live_helper",
+        {"stream_id": "rot", "comments": [{"user": "ana", "text": "how much is it?"}]},
+    )
     assert callback_of(receiver, job_id)["status"] == "success"
 
 

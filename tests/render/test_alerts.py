@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from n8nctl.render import render_stack
+from n8nctl.render import render_monitoring, render_stack
 from n8nctl.settings import Settings
 from tests.harness import system_tool
 
@@ -22,7 +22,7 @@ def promtool() -> str:
 
 
 def _rules(tmp_path: Path, *, prod: bool, **settings: object) -> Path:
-    files = render_stack(Settings(_env_file=None, **settings), runtime="compose", prod=prod)  # type: ignore[call-arg]
+    files = render_monitoring(Settings(_env_file=None, **settings), prod=prod)  # type: ignore[call-arg]
     path = tmp_path / "alerts.yml"
     path.write_text(files["prometheus/alerts.yml"])
     return path
