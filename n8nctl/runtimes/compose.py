@@ -17,6 +17,7 @@ from pathlib import Path
 
 from n8nctl.adapters.docker import Compose, ContainerState
 from n8nctl.errors import ConfigError, N8nctlError
+from n8nctl.health import probe_services
 from n8nctl.render import render_stack, write_stack
 from n8nctl.runtimes import HEALTH_TIMEOUT, Progress, Runtime, ServiceState, Started
 
@@ -164,6 +165,9 @@ class ComposeRuntime(Runtime):
                     fix=f"n8nctl logs {failed[0].service}; fix the cause, then n8nctl up.",
                 )
             waiting = [name for name in expected if not _ready(name, states)]
+            if not waiting:  # and from the host, as the bootstrap and FlowBiz reach them
+                probes = probe_services(self.settings) if "n8n" in expected else {}
+                waiting = [name for name, probe in probes.items() if not probe.healthy]
             if not waiting:
                 return
             if clock() > deadline:

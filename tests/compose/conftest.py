@@ -54,9 +54,15 @@ class StandInDocker:
 
 @pytest.fixture
 def docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StandInDocker:
-    """The stand-in docker first on PATH. The stack's PostgreSQL is not there either: the postgres
-    adapter records what `up` asks of it instead (the real one is exercised by the docker tier)."""
+    """The stand-in docker first on PATH. The stack's PostgreSQL, n8n and bridge are not there either:
+    the postgres adapter records what `up` asks of it instead, and the HTTP probes answer healthy
+    (the real ones are exercised by the docker tier)."""
     from n8nctl.adapters import postgres
+    from n8nctl.health import Probe
+    from n8nctl.runtimes import compose
+
+    healthy = {name: Probe(True, None, "http://stand-in") for name in ("n8n", "bridge")}
+    monkeypatch.setattr(compose, "probe_services", lambda settings: healthy)
 
     asked: list[tuple[str, str]] = []
     monkeypatch.setattr(postgres, "check_login", lambda url, **_: asked.append(("login", url)))

@@ -1,7 +1,8 @@
 #!/bin/bash
 # The official image's first-start behaviour, in short: initdb as POSTGRES_USER with POSTGRES_PASSWORD,
-# trust on the local socket, scram-sha-256 for every network client, POSTGRES_DB created, the scripts in
-# /docker-entrypoint-initdb.d run once; then postgres listening on every interface of the container.
+# in UTF8 (the official image's LANG is en_US.utf8; without it initdb picks SQL_ASCII and drivers get
+# bytes), trust on the local socket, scram-sha-256 for every network client, POSTGRES_DB created, the
+# scripts in /docker-entrypoint-initdb.d run once; then postgres listening on every interface.
 set -euo pipefail
 as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
 if [ "${1:-}" != "postgres" ]; then
@@ -17,7 +18,8 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     pwfile="$(mktemp)"
     printf '%s\n' "$POSTGRES_PASSWORD" > "$pwfile"
     chown postgres "$pwfile"
-    as_postgres initdb --username="$user" --pwfile="$pwfile" --auth-local=trust --auth-host=scram-sha-256 \
+    as_postgres initdb --username="$user" --pwfile="$pwfile" --encoding=UTF8 --locale=C.UTF-8 \
+        --auth-local=trust --auth-host=scram-sha-256 \
         -D "$PGDATA" >/dev/null
     rm -f "$pwfile"
     echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
