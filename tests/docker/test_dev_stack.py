@@ -89,6 +89,19 @@ def test_render_check_finds_no_drift(stack: ComposeStack, first_up: str) -> None
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_up_rebuilds_the_bridge_image_when_its_code_changed(stack: ComposeStack, first_up: str) -> None:
+    package = stack.project / "n8nctl" / "__init__.py"
+    original = package.read_text()
+    package.write_text(original.replace('__version__ = "', '__version__ = "9.9.9+'))
+    try:
+        done = stack.up()
+        assert done.returncode == 0, done.stderr
+        versions = {row["service"]: row["version"] for row in stack.cli_json("status")["services"]}
+        assert versions["bridge"].startswith("9.9.9+"), "the same image tag, the new code"
+    finally:
+        package.write_text(original)
+
+
 def test_down_then_up_keeps_the_data(stack: ComposeStack, first_up: str, receiver: Receiver) -> None:
     client = stack.client()
     job = stack.job(receiver)
