@@ -1,8 +1,8 @@
-# syntax=docker/dockerfile:1
 # The bridge image (n8nctl's job bridge): slim Python, pinned packages, a non-root user, a healthcheck.
 # The compose stacks build it (templates/compose/compose.yaml.j2) and pass BASE_IMAGE from the
 # BRIDGE_BASE_IMAGE setting; it is tagged BRIDGE_IMAGE:<n8nctl version>. No secret is baked in: the
-# bridge reads them from its environment at start.
+# bridge reads them from its environment at start. No `# syntax=` line: BuildKit would fetch a frontend
+# image from a registry for it, and the built-in one reads this file.
 ARG BASE_IMAGE=python:3.11.11-slim-bookworm
 FROM ${BASE_IMAGE}
 

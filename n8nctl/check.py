@@ -6,6 +6,7 @@ row."""
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -97,11 +98,11 @@ def check(
     state_file = settings.state_dir / "check-state.json"
     firing: dict[str, str] = json.loads(state_file.read_text())["firing"] if state_file.exists() else {}
     now = {p.key: p.message for p in problems}
-    stack = settings.n8nctl_stack
+    where = settings.n8nctl_stack or socket.gethostname()  # which stack, or which host, in the chat
     changes = [
-        (key, f"n8nctl {stack}: ALERT: {message}") for key, message in now.items() if key not in firing
+        (key, f"n8nctl {where}: ALERT: {message}") for key, message in now.items() if key not in firing
     ]
-    changes += [(key, f"n8nctl {stack}: RECOVERED: {firing[key]}") for key in firing if key not in now]
+    changes += [(key, f"n8nctl {where}: RECOVERED: {firing[key]}") for key in firing if key not in now]
     failure: N8nctlError | None = None
     for key, text in changes:
         try:

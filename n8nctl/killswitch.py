@@ -204,14 +204,16 @@ class KillSwitch:
     def _service(self, verb: str, *, healthy: bool, timeout: float) -> str:
         """Stop or start n8n, then check its health says so. Safe to repeat: stopping a stopped n8n
         errs in the service manager but is verified by health all the same."""
-        from n8nctl.stack import health, start_service, stop_service
+        from n8nctl.health import probe_services
+        from n8nctl.runtimes import current
 
         error: N8nctlError | None = None
+        runtime = current(self.settings)
         try:
-            (stop_service if verb == "stop" else start_service)(self.settings, "n8n")
+            (runtime.stop_service if verb == "stop" else runtime.start_service)("n8n")
         except N8nctlError as exc:
             error, timeout = exc, min(timeout, 30.0)
-        if until(lambda: health(self.settings)["n8n"]["healthy"] == healthy, timeout):
+        if until(lambda: probe_services(self.settings)["n8n"].healthy == healthy, timeout):
             return "n8n is running and healthy" if healthy else "n8n is stopped and no longer answers"
         raise error or N8nctlError(
             f"n8n is {'not healthy' if healthy else 'still answering'} {timeout:.0f} s after {verb}",

@@ -30,6 +30,7 @@ _BRIDGE_SET_BY_COMPOSE = {
     "bridge_registry_path",
     "bridge_image",
     "bridge_base_image",
+    "bridge_postgres_password",
 }
 
 
@@ -45,7 +46,7 @@ def environment(templates: Path = TEMPLATES) -> jinja2.Environment:
 def native_context(settings: Settings, *, n8n_home: Path, node_dir: Path) -> dict[str, Any]:
     state = settings.state_dir.resolve()
     return {
-        "stack": settings.n8nctl_stack,
+        "stack": settings.stack_name(prod=False),
         "project_dir": settings.n8nctl_project_dir.resolve(),
         "state_dir": state,
         "run_dir": state / "run",
@@ -69,15 +70,6 @@ def render_native(context: dict[str, Any]) -> str:
     return environment().get_template("native/supervisord.conf.j2").render(**context)
 
 
-def stack_name(settings: Settings, *, prod: bool) -> str:
-    """`prod` for the hardened stack, else N8NCTL_STACK (default `dev`)."""
-    return "prod" if prod else settings.n8nctl_stack
-
-
-def stack_dir(settings: Settings, *, prod: bool) -> Path:
-    return settings.stack_dir.parent / "prod" if prod else settings.stack_dir
-
-
 def images(settings: Settings) -> dict[str, str]:
     """Every image the compose stacks run, with its tag: the one place they are decided."""
     return {
@@ -91,11 +83,12 @@ def images(settings: Settings) -> dict[str, str]:
 
 def compose_context(settings: Settings, *, prod: bool) -> dict[str, Any]:
     return {
-        "stack": stack_name(settings, prod=prod),
+        "stack": settings.stack_name(prod=prod),
         "prod": prod,
         "images": images(settings),
         "n8n_port": settings.n8n_port,
         "bridge_port": settings.bridge_port,
+        "postgres_port": settings.postgres_port,
         "state_dir": settings.state_dir.absolute(),
         "bridge_env": sorted(
             name.upper()
@@ -122,7 +115,7 @@ def render_compose(context: dict[str, Any]) -> dict[str, str]:
 def nginx_context(settings: Settings, *, prod: bool) -> dict[str, Any]:
     certificate, certificate_key = settings.tls_files
     return {
-        "stack": stack_name(settings, prod=prod),
+        "stack": settings.stack_name(prod=prod),
         "snippets": settings.n8nctl_project_dir.absolute() / "nginx",
         "server_name": settings.nginx_server_name,
         "editor_server_name": settings.nginx_editor_server_name,
@@ -155,7 +148,7 @@ def alerts_context(settings: Settings, *, prod: bool) -> dict[str, Any]:
     }
     for rate in ("job_failure_rate", "callback_failure_rate"):
         thresholds[f"{rate}_percent"] = round(thresholds[rate] * 100, 1)
-    return {"stack": stack_name(settings, prod=prod), "thresholds": thresholds}
+    return {"stack": settings.stack_name(prod=prod), "thresholds": thresholds}
 
 
 def render_alerts(context: dict[str, Any]) -> str:
@@ -178,7 +171,7 @@ def render_stack(settings: Settings, *, runtime: Runtime, prod: bool) -> dict[st
                 why="its n8n queue mode needs PostgreSQL and Redis, which the native runtime does not run",
                 fix="Use --runtime compose (or no --runtime) with --prod.",
             )
-        from n8nctl.native.install import n8n_home, node_bin_dir
+        from n8nctl.runtimes.n8n_npm import n8n_home, node_bin_dir
 
         context = native_context(settings, n8n_home=n8n_home(settings), node_dir=node_bin_dir())
         files = {"supervisord.conf": render_native(context)}

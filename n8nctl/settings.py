@@ -29,7 +29,8 @@ class Settings(BaseSettings):
     n8nctl_project_dir: Path = Field(default_factory=Path.cwd)
     n8nctl_state_dir: Path | None = None
     n8nctl_cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "n8nctl")
-    n8nctl_stack: str = Field(default="dev", pattern=r"^[a-z0-9][a-z0-9-]*$")
+    # the stack's name: its folder stacks/<name>/ and compose project n8nctl-<name>; unset: dev or prod
+    n8nctl_stack: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]*$")
 
     bridge_database_url: SecretStr = SecretStr("")  # may carry a password
     bridge_client_secrets: SecretStr = SecretStr("")
@@ -83,6 +84,9 @@ class Settings(BaseSettings):
     postgres_image: str = Field(default="postgres:16.6-alpine", pattern=SAFE_VALUE)
     redis_image: str = Field(default="redis:7.4.2-alpine", pattern=SAFE_VALUE)
     postgres_password: SecretStr = SecretStr("")
+    postgres_port: int = Field(default=5433, ge=1, le=65535)
+    bridge_postgres_password: SecretStr = SecretStr("")
+    docker_host: str = ""
     nginx_server_name: str = Field(default="bridge.example.com", pattern=SAFE_VALUE)
     nginx_editor_server_name: str = Field(default="n8n.example.com", pattern=SAFE_VALUE)
     nginx_listen: str = Field(default="443", pattern=SAFE_VALUE)
@@ -149,9 +153,12 @@ class Settings(BaseSettings):
     def state_dir(self) -> Path:
         return self.n8nctl_state_dir or self.n8nctl_project_dir / ".n8nctl"
 
-    @property
-    def stack_dir(self) -> Path:
-        return self.n8nctl_project_dir / "stacks" / self.n8nctl_stack
+    def stack_name(self, *, prod: bool) -> str:
+        """N8NCTL_STACK, else `prod` for the hardened stack and `dev` for the other."""
+        return self.n8nctl_stack or ("prod" if prod else "dev")
+
+    def stack_dir(self, name: str) -> Path:
+        return self.n8nctl_project_dir / "stacks" / name
 
     @property
     def n8n_url(self) -> str:

@@ -166,25 +166,3 @@ async def eventually(predicate: Callable[[], Any], *, timeout: float = 5.0, what
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.01)
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--require-docker",
-        action="store_true",
-        help="Fail, instead of skipping, the docker-marked tests when no Docker engine answers.",
-    )
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """docker-marked tests need an engine: skipped loudly without one, failed with --require-docker."""
-    if item.get_closest_marker("docker") is None:
-        return
-    from n8nctl.adapters.docker import engine_answers
-
-    if engine_answers():
-        return
-    reason = "NO DOCKER ENGINE: `docker version` reaches no daemon, so the real compose stack did not run"
-    if item.config.getoption("--require-docker"):
-        pytest.fail(f"{reason} (--require-docker)", pytrace=False)
-    pytest.skip(reason)

@@ -135,17 +135,17 @@ def bridge_service(env: dict[str, str], cwd: Path, port: int) -> Service:
 
 
 class ServerThread:
-    """An ASGI app served by uvicorn on 127.0.0.1:`port` in a thread (lifespan on when asked);
-    stops and starts again on the same port."""
+    """An ASGI app served by uvicorn on `host`:`port` in a thread (lifespan on when asked); stops and
+    starts again on the same port. `host` is 127.0.0.1 unless containers must reach it."""
 
-    def __init__(self, app: Any, port: int, *, lifespan: str = "off") -> None:
-        self.app, self.port, self.lifespan = app, port, lifespan
+    def __init__(self, app: Any, port: int, *, lifespan: str = "off", host: str = "127.0.0.1") -> None:
+        self.app, self.port, self.lifespan, self.host = app, port, lifespan, host
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan=self.lifespan
+            self.app, host=self.host, port=self.port, log_level="warning", lifespan=self.lifespan
         )
         server = self._server = uvicorn.Server(config)
         thread = self._thread = threading.Thread(target=server.run, daemon=True)
@@ -166,9 +166,9 @@ class Receiver(ServerThread):
     """FlowBiz's callback endpoint in a server thread. Verifies every callback with the official
     `standardwebhooks` package and records (webhook-id, body); stops and restarts on the same port."""
 
-    def __init__(self, port: int, secret: str) -> None:
-        super().__init__(Starlette(routes=[Route("/cb", self._receive, methods=["POST"])]), port)
-        self.url = f"http://127.0.0.1:{port}/cb"
+    def __init__(self, port: int, secret: str, *, host: str = "127.0.0.1") -> None:
+        super().__init__(Starlette(routes=[Route("/cb", self._receive, methods=["POST"])]), port, host=host)
+        self.url = f"http://{host}:{port}/cb"
         self.webhook = Webhook(secret)
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.rejected: list[str] = []

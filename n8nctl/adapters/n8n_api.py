@@ -58,10 +58,18 @@ class N8nApi:
 
     def setup_owner(self, email: str, password: str) -> None:
         body = {"email": email, "firstName": "FlowBiz", "lastName": "Operator", "password": password}
-        self._call("POST", "/rest/owner/setup", json=body)
+        self._session("/rest/owner/setup", body)
 
     def login(self, email: str, password: str) -> None:
-        self._call("POST", "/rest/login", json={"emailOrLdapLoginId": email, "password": password})
+        self._session("/rest/login", {"emailOrLdapLoginId": email, "password": password})
+
+    def _session(self, path: str, body: dict[str, Any]) -> None:
+        """POST to a route that answers with n8n's session cookie, and send that cookie from now on.
+        Behind TLS n8n marks it Secure (N8N_SECURE_COOKIE, the prod stack), and a cookie jar never
+        sends a Secure cookie back over the plain-http loopback the bootstrap talks to n8n on."""
+        self._call("POST", path, json=body)
+        if token := self._http.cookies.get("n8n-auth"):
+            self._http.headers["cookie"] = f"n8n-auth={token}"
 
     def create_api_key(self, label: str) -> str:
         scopes = self._call("GET", "/rest/api-keys/scopes")["data"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import shlex
 import subprocess
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from n8nctl.errors import N8nctlError
@@ -45,8 +45,15 @@ def run(
     return done.stdout
 
 
-def attach(command: Sequence[str | Path]) -> int:
-    """Run `command` on this terminal (output straight through, e.g. `tail -F`); its exit code."""
+def lines(command: Sequence[str | Path]) -> Iterator[str]:
+    """Run `command` and yield its output line by line while it runs (e.g. `tail -F`); stopped when
+    the caller stops reading."""
     args = [str(part) for part in command]
     log.debug("run: %s", shlex.join(args))
-    return subprocess.call(args)
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    try:
+        yield from process.stdout
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -19,10 +19,12 @@ def settings_from_env() -> Settings:
 
 def open_store(settings: Settings) -> Store:
     """The bridge's store, for operator commands that read or repair it on the host."""
+    from n8nctl.runtimes import current
     from n8nctl.store import Store
 
+    url = current(settings).store_url()
     database = settings.state_dir / "bridge.db"
-    if not settings.bridge_database_url.get_secret_value() and not database.exists():
+    if url == f"sqlite:///{database}" and not database.exists():
         raise NotFoundError(
             f"no bridge database at {database}",
             why="the bridge has not run in this project yet",
@@ -30,13 +32,14 @@ def open_store(settings: Settings) -> Store:
         )
     from sqlalchemy.exc import OperationalError
 
-    store = Store(settings.database_url)
+    store = Store(url)
     try:
         store.ping()
     except OperationalError:
         raise UnreachableError(
             "the bridge's job store did not answer",
-            why="BRIDGE_DATABASE_URL points at a database that is down or refuses the connection",
-            fix="Check the database server, then retry.",
+            why="its database is down or refuses the connection (BRIDGE_DATABASE_URL, or the prod "
+            "stack's PostgreSQL on POSTGRES_PORT)",
+            fix="Check the database server (n8nctl status), then retry.",
         ) from None
     return store

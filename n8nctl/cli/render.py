@@ -3,6 +3,7 @@ from __future__ import annotations
 import click
 
 from n8nctl.cli.context import settings_from_env
+from n8nctl.cli.output import emit, json_option
 from n8nctl.errors import N8nctlError
 
 
@@ -16,7 +17,8 @@ from n8nctl.errors import N8nctlError
 @click.option(
     "--check", is_flag=True, help="Write nothing; exit 1 with a diff when the files on disk differ."
 )
-def render(prod: bool, runtime: str | None, check: bool) -> None:
+@json_option
+def render(prod: bool, runtime: str | None, check: bool, as_json: bool) -> None:
     """Render a stack from templates/ into stacks/<stack>/ (no secret is written into any file).
 
     Compose runtime: compose.yaml (plus compose.prod.yaml with --prod); native runtime:
@@ -30,24 +32,31 @@ def render(prod: bool, runtime: str | None, check: bool) -> None:
       n8nctl render --prod --check
       N8NCTL_WORKERS=3 n8nctl render --prod
     """
-    from n8nctl.render import render_monitoring, render_stack, stack_dir, stack_drift, write_stack
+    from n8nctl.render import render_monitoring, render_stack, stack_drift, write_stack
 
     settings = settings_from_env()
     chosen = runtime or ("compose" if settings.n8nctl_runtime == "auto" else settings.n8nctl_runtime)
     files = render_stack(settings, runtime="native" if chosen == "native" else "compose", prod=prod)
     files |= render_monitoring(settings, prod=prod)
-    directory = stack_dir(settings, prod=prod)
+    directory = settings.stack_dir(settings.stack_name(prod=prod))
     if check:
         diff = stack_drift(files, directory)
-        if diff:
+        if as_json:
+            emit({"directory": str(directory), "drift": bool(diff), "diff": diff}, as_json=True)
+        elif diff:
             click.echo(diff, nl=False)
+        if diff:
             raise N8nctlError(
                 f"{directory} differs from a fresh render",
                 why="its files were edited by hand, or templates or settings changed since the last render",
                 fix=f"Put the change in templates/ or .env, then n8nctl render{' --prod' if prod else ''}.",
             )
-        click.echo(f"{directory}: up to date ({len(files)} files)")
+        if not as_json:
+            click.echo(f"{directory}: up to date ({len(files)} files)")
         return
     changed = write_stack(files, directory)
+    if as_json:
+        emit({"directory": str(directory), "files": {f: f in changed for f in files}}, as_json=True)
+        return
     for relative in files:
         click.echo(f"{directory / relative}: {'written' if relative in changed else 'unchanged'}")

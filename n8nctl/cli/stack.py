@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import sys
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -11,8 +11,6 @@ from n8nctl.errors import ConfigError, N8nctlError, NotFoundError
 
 if TYPE_CHECKING:
     from n8nctl.settings import Settings
-
-SERVICES = ["n8n", "bridge", "supervisord", "postgres", "redis", "n8n-worker"]
 
 
 def _progress(message: str) -> None:
@@ -31,7 +29,8 @@ def _progress(message: str) -> None:
     type=click.Choice(["compose", "native"]),
     help="Force a runtime [default: N8NCTL_RUNTIME=auto: compose when a Docker engine answers].",
 )
-def up(prod: bool, workers: int | None, runtime: str | None) -> None:
+@json_option
+def up(prod: bool, workers: int | None, runtime: str | None, as_json: bool) -> None:
     """Bring the stack up on its embedded defaults, or bring it back to its configured state.
 
     Chooses the runtime and says which: compose when a Docker engine answers (renders
@@ -48,10 +47,10 @@ def up(prod: bool, workers: int | None, runtime: str | None) -> None:
       n8nctl up --runtime native
       N8NCTL_STACK=second N8N_PORT=5700 N8N_RUNNERS_BROKER_PORT=5701 BRIDGE_PORT=8100 n8nctl up
     """
-    from n8nctl import runtime as runtimes
     from n8nctl import stack
     from n8nctl.adapters.docker import engine_answers
     from n8nctl.envfile import write_editor_htpasswd, write_env
+    from n8nctl.runtimes import ActiveStack, choose
 
     project_dir = settings_from_env().n8nctl_project_dir
     if not (project_dir / ".env").exists():
@@ -61,34 +60,32 @@ def up(prod: bool, workers: int | None, runtime: str | None) -> None:
     settings = settings_from_env()
     if workers and not prod:
         raise ConfigError("--workers needs --prod", why="only the prod stack runs n8n in queue mode")
-    chosen, why = runtimes.choose(settings, runtime, prod=prod, engine_answers=engine_answers)
+    chosen, why = choose(
+        settings, runtime, prod=prod, engine_answers=lambda: engine_answers(host=settings.docker_host or None)
+    )
     _progress(f"runtime: {chosen} ({why})")
-    if chosen == "compose":
-        from n8nctl import compose
-
-        count = workers or settings.n8nctl_workers
-        report = compose.up(settings, _progress, prod=prod, workers=count)
-    else:
-        runtimes.forget(settings)
-        report = stack.up(settings, _progress)
+    wanted = ActiveStack(
+        chosen, settings.stack_name(prod=prod), prod=prod, workers=workers or settings.n8nctl_workers
+    )
+    report = stack.up(settings, wanted, _progress)
     for change in report.changes:
         _progress(f"  {change}")
     for outcome in report.workflows:
         note = "" if outcome.activation == "unchanged" else f", {outcome.activation}"
         _progress(f"  workflow {outcome.workflow_key}: {outcome.result}{note} (n8n id {outcome.workflow_id})")
-    if (
-        not report.started
-        and not report.changes
-        and all(o.result == "unchanged" and o.activation == "unchanged" for o in report.workflows)
-    ):
+    if as_json:
+        emit(asdict(report) | {"unchanged": report.unchanged}, as_json=True)
+        return
+    if report.unchanged:
         click.echo("already up; nothing changed")
     for name, url in report.urls.items():
         click.echo(f"{name}: {url}")
-    click.echo(f"logs: {report.logs} (n8nctl logs [n8n|bridge] -f)")
+    click.echo(f"logs: {report.logs} (n8nctl logs [SERVICE] -f)")
 
 
 @click.command()
-def down() -> None:
+@json_option
+def down(as_json: bool) -> None:
     """Stop the stack `up` started (either runtime). Data stays: the state folder, or the compose volumes.
 
     \b
@@ -97,7 +94,11 @@ def down() -> None:
     """
     from n8nctl import stack
 
-    click.echo("stopped" if stack.down(settings_from_env()) else "was not running")
+    stopped = stack.down(settings_from_env())
+    if as_json:
+        emit({"stopped": stopped}, as_json=True)
+    else:
+        click.echo("stopped" if stopped else "was not running")
 
 
 @click.command()
@@ -111,25 +112,15 @@ def status(as_json: bool) -> None:
       n8nctl status
       n8nctl status --json
     """
-    from n8nctl.runtime import active
-    from n8nctl.stack import health
+    from n8nctl import stack
 
     settings = settings_from_env()
-    services = health(settings)
-    if active(settings).runtime == "compose":
-        rows = _compose_rows(settings, services)
-    else:
-        from n8nctl.native.supervisor import NativeStack
-
-        states = NativeStack(settings).states()
-        rows = [
-            {"service": name, "state": states.get(name, "DOWN"), **info} for name, info in services.items()
-        ]
+    rows = [asdict(row) for row in stack.status(settings)]
     switches = _kill_switches(settings)
     if as_json:
         emit({"services": rows, "kill_switch": switches}, as_json=True)
     else:
-        emit(rows, as_json=False, columns=["service", "state", "healthy", "version", "url"])
+        emit(rows, as_json=False, columns=["service", "instance", "state", "healthy", "version", "url"])
         for key, switch in switches.items():
             what = "ALL workflows" if key == "*" else key
             when, who, why = switch["changed_at"], switch["actor"], switch["reason"]
@@ -159,63 +150,24 @@ def _kill_switches(settings: Settings) -> dict[str, dict[str, Any]]:
         store.close()
 
 
-def _compose_rows(settings: Settings, probes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per compose container; n8n and the bridge also answer their HTTP health probes."""
-    from n8nctl import compose
-
-    rows = []
-    for state in compose.status(settings):
-        probe = probes.get(state.service, {"healthy": True, "version": None, "url": None})
-        rows.append(
-            {
-                "service": state.service,
-                "container": state.name,
-                "state": state.status if state.health is None else f"{state.status} ({state.health})",
-                "healthy": state.ready and probe["healthy"],
-                "version": probe["version"],
-                "url": probe["url"],
-            }
-        )
-    missing = [name for name in probes if name not in {row["service"] for row in rows}]
-    rows += [{"service": name, "state": "DOWN", **probes[name]} for name in missing]
-    return rows
-
-
 @click.command()
-@click.argument("service", required=False, type=click.Choice(SERVICES))
+@click.argument("service", required=False)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
 @click.option("-n", "--lines", default=50, show_default=True, help="Lines to show first.")
 def logs(service: str | None, follow: bool, lines: int) -> None:
-    """Show a service's log (all services when none is named), on either runtime.
+    """Show a service's log (all services when none is named), on either runtime. Services: n8n and
+    bridge everywhere; supervisord on the native runtime; postgres, redis and n8n-worker on compose.
 
     \b
     Example:
       n8nctl logs bridge -f
     """
-    from n8nctl.runtime import active
+    from n8nctl.runtimes import current
 
-    settings = settings_from_env()
-    stack = active(settings)
-    if stack.runtime == "compose":
-        from n8nctl import compose
-
-        if service == "supervisord":
-            raise ConfigError("the compose runtime has no supervisord", fix="Name a compose service.")
-        chosen = [service] if service else list(compose.services(stack))
-        project = compose.project(settings, stack)
-        if not follow:
-            click.echo(project.logs(chosen, tail=lines), nl=False)
-            return
-        for line in project.follow(chosen, tail=lines):
-            click.echo(line, nl=False)
+    runtime = current(settings_from_env())
+    chosen = [service] if service else []
+    if not follow:
+        click.echo(runtime.logs(chosen, tail=lines), nl=False)
         return
-    if service in ("postgres", "redis", "n8n-worker"):
-        raise ConfigError(f"the native runtime has no {service}", fix="Name n8n, bridge or supervisord.")
-    log_dir = settings.state_dir / "logs"
-    files = [log_dir / f"{name}.log" for name in ([service] if service else ["supervisord", "n8n", "bridge"])]
-    present = [str(f) for f in files if f.exists()]
-    if not present:
-        raise NotFoundError(f"no logs in {log_dir}", fix="Start the stack: n8nctl up.")
-    from n8nctl.adapters.process import attach
-
-    sys.exit(attach(["tail", "-n", str(lines), *(["-F"] if follow else []), *present]))
+    for line in runtime.follow(chosen, tail=lines):
+        click.echo(line, nl=False)

@@ -72,6 +72,7 @@ def stack(tmp_path, monkeypatch):
         "BRIDGE_CALLBACK_SIGNING_SECRET": secrets.callback,
         "BRIDGE_N8N_CALLBACK_SECRET": secrets.n8n,
         "N8NCTL_BRIDGE_URL": f"http://127.0.0.1:{port}",
+        "N8NCTL_STACK": "ops",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -117,10 +118,10 @@ def test_alerts_once_when_a_problem_starts_and_a_recovery_when_it_clears(stack):
     n8n.registered.discard("flowbiz/content-pipeline")  # published, webhook not registered
     first = _check("--alert-url", chat.url)
     assert first.exit_code == 1, first.output
-    alerts = sorted(t.removeprefix("n8nctl dev: ALERT: ") for t in chat.texts)
+    alerts = sorted(t.removeprefix("n8nctl ops: ALERT: ") for t in chat.texts)
     assert alerts[0].startswith("bridge: 1 callbacks in the dead letter"), alerts
     assert alerts[1].startswith("n8n does not route the webhook of content_pipeline"), alerts
-    assert all(t.startswith("n8nctl dev: ALERT: ") for t in chat.texts)
+    assert all(t.startswith("n8nctl ops: ALERT: ") for t in chat.texts)
     assert any("content_pipeline" in t for t in chat.texts)
 
     again = _check("--alert-url", chat.url)
@@ -129,12 +130,12 @@ def test_alerts_once_when_a_problem_starts_and_a_recovery_when_it_clears(stack):
     Store(settings.database_url).redeliver(all_dead=True, actor="ops")
     recovered = _check("--alert-url", chat.url)
     assert recovered.exit_code == 1, "the webhook route is still missing"
-    assert len(chat.texts) == 3 and chat.texts[2].startswith("n8nctl dev: RECOVERED: bridge: 1 callbacks")
+    assert len(chat.texts) == 3 and chat.texts[2].startswith("n8nctl ops: RECOVERED: bridge: 1 callbacks")
 
     n8n.registered.add("flowbiz/content-pipeline")
     assert _check("--alert-url", chat.url).exit_code == 0
     assert chat.texts[3].startswith(
-        "n8nctl dev: RECOVERED: n8n does not route the webhook of content_pipeline"
+        "n8nctl ops: RECOVERED: n8n does not route the webhook of content_pipeline"
     )
     assert _check("--alert-url", chat.url).exit_code == 0 and len(chat.texts) == 4
     assert all(ALERT_URL_SECRET not in t for t in chat.texts)

@@ -25,6 +25,7 @@ HEALTHY_DEV = [
 @dataclass
 class StandInDocker:
     folder: Path
+    postgres_calls: list[tuple[str, str]]
 
     @property
     def executable(self) -> Path:
@@ -53,10 +54,25 @@ class StandInDocker:
 
 @pytest.fixture
 def docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StandInDocker:
+    """The stand-in docker first on PATH. The stack's PostgreSQL, n8n and bridge are not there either:
+    the postgres adapter records what `up` asks of it instead, and the HTTP probes answer healthy
+    (the real ones are exercised by the docker tier)."""
+    from n8nctl.adapters import postgres
+    from n8nctl.health import Probe
+    from n8nctl.runtimes import compose
+
+    healthy = {name: Probe(True, None, "http://stand-in") for name in ("n8n", "bridge")}
+    monkeypatch.setattr(compose, "probe_services", lambda settings: healthy)
+
+    asked: list[tuple[str, str]] = []
+    monkeypatch.setattr(postgres, "check_login", lambda url, **_: asked.append(("login", url)))
+    monkeypatch.setattr(
+        postgres, "ensure_database", lambda url, **kw: asked.append(("ensure", kw["role"])) or True
+    )
     folder = tmp_path / "bin"
     folder.mkdir()
     source = Path(__file__).with_name("stand_in_docker.py").read_text()
-    stand_in = StandInDocker(folder)
+    stand_in = StandInDocker(folder, asked)
     stand_in.executable.write_text(f"#!{sys.executable}\n{source}")
     stand_in.executable.chmod(0o755)
     stand_in.scenario(containers=HEALTHY_DEV)

@@ -6,9 +6,9 @@ import json
 
 from click.testing import CliRunner
 
-from n8nctl import runtime
+from n8nctl import runtimes
 from n8nctl.cli.main import cli
-from n8nctl.runtime import ActiveStack
+from n8nctl.runtimes import ActiveStack
 from tests.harness import free_port
 
 
@@ -37,7 +37,7 @@ def test_up_refuses_flag_combinations_that_cannot_run(docker, project):
 def test_status_lists_compose_containers_and_fails_when_probes_fail_no_docker_engine_argument_level(
     docker, project, settings
 ):
-    runtime.remember(settings, ActiveStack("compose"))
+    runtimes.remember(settings, ActiveStack("compose"))
     result = run("status", "--json")
     assert result.exit_code == 1, result.output
     report = json.loads(result.output[: result.output.rindex("}") + 1])
@@ -48,7 +48,7 @@ def test_status_lists_compose_containers_and_fails_when_probes_fail_no_docker_en
 
 
 def test_logs_and_down_on_compose_no_docker_engine_argument_level(docker, project, settings):
-    runtime.remember(settings, ActiveStack("compose", prod=True, workers=2))
+    runtimes.remember(settings, ActiveStack("compose", "prod", prod=True, workers=2))
     docker.scenario(containers=[], logs="n8n-worker-1  | Worker started\n")
     logs = run("logs", "n8n-worker", "-n", "20")
     assert logs.exit_code == 0, logs.output

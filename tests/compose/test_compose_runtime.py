@@ -9,16 +9,20 @@ import os
 
 import pytest
 
-from n8nctl import compose, runtime
+from n8nctl import runtimes, stack
 from n8nctl.adapters.docker import Compose, engine_answers
 from n8nctl.errors import ConfigError, N8nctlError, UnreachableError
-from n8nctl.runtime import ActiveStack
-from n8nctl.stack import start_service, stop_service
+from n8nctl.runtimes import ActiveStack, current
+from n8nctl.runtimes.compose import ComposeRuntime
 from tests.compose.conftest import HEALTHY_DEV, secret_values
 
 
 def no_progress(message: str) -> None:
     pass
+
+
+def dev(settings):
+    return ComposeRuntime(settings, ActiveStack("compose"))
 
 
 def test_engine_detection_no_docker_engine_argument_level(docker, tmp_path):
@@ -40,16 +44,16 @@ def test_engine_detection_no_docker_engine_argument_level(docker, tmp_path):
     ],
 )
 def test_runtime_choice(settings, requested, prod, engine, expected):
-    assert runtime.choose(settings, requested, prod=prod, engine_answers=lambda: engine) == expected
+    assert runtimes.choose(settings, requested, prod=prod, engine_answers=lambda: engine) == expected
 
 
 def test_runtime_choice_refuses_what_cannot_run(settings):
     with pytest.raises(UnreachableError, match="no Docker engine answers"):
-        runtime.choose(settings, None, prod=True, engine_answers=lambda: False)
+        runtimes.choose(settings, None, prod=True, engine_answers=lambda: False)
     with pytest.raises(UnreachableError):
-        runtime.choose(settings, "compose", prod=False, engine_answers=lambda: False)
+        runtimes.choose(settings, "compose", prod=False, engine_answers=lambda: False)
     with pytest.raises(ConfigError, match="--prod needs the compose runtime"):
-        runtime.choose(settings, "native", prod=True, engine_answers=lambda: True)
+        runtimes.choose(settings, "native", prod=True, engine_answers=lambda: True)
 
 
 def test_prod_up_scales_workers_and_passes_secrets_only_as_env_files_no_docker_engine_argument_level(
@@ -57,9 +61,10 @@ def test_prod_up_scales_workers_and_passes_secrets_only_as_env_files_no_docker_e
 ):
     healthy = [*HEALTHY_DEV, *[{"service": "n8n-worker", "status": "running", "health": "healthy"}] * 3]
     docker.scenario(containers=healthy)
-    report, _ = compose.start(settings, no_progress, prod=True, workers=3)
+    report = ComposeRuntime(settings, ActiveStack("compose", "prod", prod=True, workers=3)).start(no_progress)
     folder = project / "stacks" / "prod"
-    (up,) = docker.compose_calls("up")
+    data, up = docker.compose_calls("up")
+    assert data[-3:] == ["--detach", "postgres", "redis"], "PostgreSQL and Redis first"
     assert up == [
         "compose",
         "--file", str(folder / "compose.yaml"),
@@ -68,23 +73,25 @@ def test_prod_up_scales_workers_and_passes_secrets_only_as_env_files_no_docker_e
         "--env-file", str(project / ".n8nctl" / "compose.env"),
         "up", "--detach", "--scale", "n8n-worker=3", "--remove-orphans",
     ]  # fmt: skip
-    assert report.runtime == "compose" and report.changes == [
+    assert report.changes == [
         "rendered prod/compose.yaml",
         "rendered prod/compose.prod.yaml",
         "rendered prod/nginx/n8nctl.conf",
+        "created the bridge's PostgreSQL role and database 'bridge'",
     ]
-    assert runtime.active(settings) == ActiveStack("compose", prod=True, workers=3)
     command_lines = json.dumps(docker.calls())
     rendered = "".join(p.read_text() for p in folder.rglob("*") if p.is_file())
     for secret in secret_values(settings):
         assert secret not in command_lines and secret not in rendered
     assert (project / ".n8nctl" / "compose.env").read_text() == "N8NCTL_BRIDGE_USER=10001:10001\n"
+    assert [what for what, _ in docker.postgres_calls] == ["login", "ensure"]
 
 
 def test_dev_up_is_idempotent_no_docker_engine_argument_level(docker, settings):
-    first, _ = compose.start(settings, no_progress, prod=False, workers=1)
-    again, _ = compose.start(settings, no_progress, prod=False, workers=1)
+    first = dev(settings).start(no_progress)
+    again = dev(settings).start(no_progress)
     assert first.changes and again.changes == [] and not again.started
+    assert [what for what, _ in docker.postgres_calls] == ["login", "login"], "dev: no bridge database"
     assert all("--scale" not in call for call in docker.compose_calls("up"))
 
 
@@ -94,7 +101,7 @@ def test_a_service_that_exits_is_named_with_its_last_log_lines_no_docker_engine_
     crashed = [dict(c, status="exited", health=None) if c["service"] == "n8n" else c for c in HEALTHY_DEV]
     docker.scenario(containers=crashed, logs="n8n-1  | There was an error initializing DB\n")
     with pytest.raises(N8nctlError) as error:
-        compose.start(settings, no_progress, prod=False, workers=1)
+        dev(settings).start(no_progress)
     line = error.value.line()
     assert line.startswith("n8n did not come up (exited)")
     assert "There was an error initializing DB" in line and "n8nctl logs n8n" in line
@@ -105,13 +112,11 @@ def test_a_service_that_exits_is_named_with_its_last_log_lines_no_docker_engine_
 def test_a_service_still_starting_at_the_deadline_is_named_no_docker_engine_argument_level(docker, settings):
     starting = [dict(c, health="starting") if c["service"] == "bridge" else c for c in HEALTHY_DEV]
     docker.scenario(containers=starting, logs="bridge-1  | waiting for the database\n")
-    stack = ActiveStack("compose")
-    compose_project = compose.project(settings, stack)
+    runtime = dev(settings)
     ticks = itertools.count(0, 10)  # a clock that advances 10 s per look: no real waiting
     with pytest.raises(N8nctlError) as error:
-        compose.wait_healthy(
-            compose_project,
-            compose.services(stack),
+        runtime.wait_healthy(
+            runtime.services,
             timeout=30,
             clock=lambda: next(ticks),
             pause=lambda s: None,
@@ -123,17 +128,17 @@ def test_a_service_still_starting_at_the_deadline_is_named_no_docker_engine_argu
 def test_docker_failures_become_one_line_errors_no_docker_engine_argument_level(docker, settings):
     docker.scenario(containers=[], fail={"up": "service bridge: pull access denied for n8nctl-bridge"})
     with pytest.raises(N8nctlError) as error:
-        compose.start(settings, no_progress, prod=False, workers=1)
+        dev(settings).start(no_progress)
     assert error.value.line().startswith("docker compose up failed: because docker exited 1: service bridge")
     assert "\n" not in error.value.line()
 
 
 def test_kill_switch_seam_stops_n8n_and_its_workers_no_docker_engine_argument_level(docker, settings):
-    runtime.remember(settings, ActiveStack("compose", prod=True, workers=2))
-    stop_service(settings, "n8n")
-    start_service(settings, "n8n")
-    runtime.remember(settings, ActiveStack("compose", prod=False))
-    stop_service(settings, "n8n")
+    runtimes.remember(settings, ActiveStack("compose", "prod", prod=True, workers=2))
+    current(settings).stop_service("n8n")
+    current(settings).start_service("n8n")
+    runtimes.remember(settings, ActiveStack("compose"))
+    current(settings).stop_service("n8n")
     stops, starts = docker.compose_calls("stop"), docker.compose_calls("start")
     assert stops[0][-2:] == ["n8n", "n8n-worker"] and "compose.prod.yaml" in stops[0][4]
     assert starts[0][-2:] == ["n8n", "n8n-worker"]
@@ -143,15 +148,15 @@ def test_kill_switch_seam_stops_n8n_and_its_workers_no_docker_engine_argument_le
 def test_down_removes_containers_keeps_volumes_and_forgets_the_runtime_no_docker_engine_argument_level(
     docker, settings
 ):
-    runtime.remember(settings, ActiveStack("compose"))
-    assert compose.down(settings) is True
+    runtimes.remember(settings, ActiveStack("compose"))
+    assert stack.down(settings) is True
     (down,) = docker.compose_calls("down")
     assert down[-2:] == ["down", "--remove-orphans"] and "--volumes" not in down
-    assert runtime.active(settings) == ActiveStack("native")
+    assert runtimes.active(settings) == ActiveStack("native")
 
 
 def test_compose_files_order_base_then_override(settings):
-    project = compose.project(settings, ActiveStack("compose", prod=True))
+    project = ComposeRuntime(settings, ActiveStack("compose", "prod", prod=True)).project
     assert isinstance(project, Compose)
     assert [p.name for p in project.files] == ["compose.yaml", "compose.prod.yaml"]
 
@@ -165,10 +170,10 @@ def test_the_bridge_container_shares_the_state_folder_with_the_host(settings):
     (state / "n8n-bootstrap.json").write_text("{}")
     os.chown(state, 0, 0)
     # root owns it: the image's unprivileged user gets the folder and the files the bridge opens
-    assert compose.share_state(settings) == (10001, 10001)
+    assert dev(settings).share_state() == (10001, 10001)
     owners = {p.name: p.stat().st_uid for p in [state, *state.iterdir()]}
     assert owners == {".n8nctl": 10001, "bridge.db": 10001, "n8n-api-key": 10001, "n8n-bootstrap.json": 0}
     # an operator's own folder: the container runs as that operator, nothing changes hands
     os.chown(state, 1234, 1235)
-    assert compose.share_state(settings) == (1234, 1235)
+    assert dev(settings).share_state() == (1234, 1235)
     assert (state / "bridge.db").stat().st_uid == 10001

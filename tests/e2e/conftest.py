@@ -70,7 +70,7 @@ class Stack:
         return json.loads(done.stdout)
 
     def supervisorctl(self, *args: str) -> str:
-        conf = self.settings.stack_dir / "supervisord.conf"
+        conf = self.settings.stack_dir("e2e") / "supervisord.conf"
         done = subprocess.run(
             [str(BIN / "supervisorctl"), "-c", str(conf), *args],
             capture_output=True,

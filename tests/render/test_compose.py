@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from n8nctl.errors import ConfigError
-from n8nctl.native.install import pinned_version
 from n8nctl.render import render_stack
+from n8nctl.runtimes.n8n_npm import pinned_version
 from n8nctl.settings import Settings
 from tests.conftest import PROJECT
 from tests.render.compose_checks import bind_sources, host_ip, merged

@@ -21,7 +21,7 @@ from n8nctl.adapters.process import run
 from n8nctl.errors import ConfigError, N8nctlError
 from n8nctl.settings import Settings
 
-RUNTIME_FILES = Path(__file__).parent / "runtime"
+RUNTIME_FILES = Path(__file__).parent / "n8n-npm"
 READY = ".n8nctl-ready"
 
 
@@ -63,7 +63,7 @@ def ensure_n8n(settings: Settings, progress: Callable[[str], None]) -> Path:
     if settings.n8n_version != pinned_version():
         raise ConfigError(
             f"N8N_VERSION {settings.n8n_version} is not the version this n8nctl installs",
-            why=f"n8nctl/native/runtime/package-lock.json pins n8n {pinned_version()}",
+            why=f"n8nctl/runtimes/n8n-npm/package-lock.json pins n8n {pinned_version()}",
             fix=f"Set N8N_VERSION={pinned_version()}, or update the lock file (docs/RUNBOOK.md).",
         )
     home = n8n_home(settings)

@@ -1,1 +1,0 @@
-"""The native runtime: n8n from npm under a pip-installed Node.js, and the bridge, under supervisord."""

@@ -1,0 +1,174 @@
+"""The two runtimes behind one interface: compose (n8nctl/runtimes/compose.py) and native
+(n8nctl/runtimes/native.py).
+
+`choose` picks one for `up` (compose when a Docker engine answers, else native) and `up` remembers
+the stack it started in <state dir>/stack.json; `current` returns that stack's runtime, so `down`,
+`status`, `logs` and the kill-switch act on what actually runs and never ask which runtime it is.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import ClassVar, Literal
+
+from n8nctl.errors import ConfigError, UnreachableError
+from n8nctl.settings import Settings
+
+RuntimeName = Literal["compose", "native"]
+Progress = Callable[[str], None]
+HEALTH_TIMEOUT = 180.0
+
+
+@dataclass(frozen=True)
+class ActiveStack:
+    """What `up` started: the runtime, the stack's name, and for compose whether it is the prod stack."""
+
+    runtime: RuntimeName
+    name: str = "dev"
+    prod: bool = False
+    workers: int = 1
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """One service instance as its runtime sees it (a container, or a supervisord program)."""
+
+    service: str
+    instance: str
+    state: str  # in the runtime's words: "running (healthy)", "RUNNING", "exited"
+    ready: bool  # running, and healthy where the runtime checks health
+    failed: bool = False  # waiting will not bring it up: exited, fatal, unhealthy
+
+
+@dataclass
+class Started:
+    """The runtime's part of `up`."""
+
+    started: bool  # nothing of the stack was running before
+    changes: list[str] = field(default_factory=list)
+    logs: str = ""  # where the logs are, for the operator
+
+
+class Runtime(ABC):
+    name: ClassVar[RuntimeName]
+
+    def __init__(self, settings: Settings, stack: ActiveStack) -> None:
+        self.settings, self.stack = settings, stack
+
+    @property
+    @abstractmethod
+    def services(self) -> tuple[str, ...]:
+        """The services this stack runs, by the names `logs`, `stop_service` and `start_service` take."""
+
+    @abstractmethod
+    def start(self, progress: Progress) -> Started:
+        """Render, start what is not running, apply what changed; return once every service is healthy."""
+
+    @abstractmethod
+    def down(self) -> bool:
+        """Stop the stack (data stays); False when it was not running."""
+
+    @abstractmethod
+    def states(self) -> list[ServiceState]:
+        """Every service instance, stopped ones included; [] when the stack is down."""
+
+    @abstractmethod
+    def logs(self, services: Sequence[str], *, tail: int) -> str: ...
+
+    @abstractmethod
+    def follow(self, services: Sequence[str], *, tail: int) -> Iterator[str]: ...
+
+    @abstractmethod
+    def stop_service(self, service: str) -> None:
+        """Stop one service; the others keep running (the kill-switch stops n8n this way)."""
+
+    @abstractmethod
+    def start_service(self, service: str) -> None: ...
+
+    def after_bootstrap(self) -> None:  # noqa: B027 (a hook: most runtimes need nothing here)
+        """The bootstrap wrote state files on the host (the n8n API key): give them to the services."""
+
+    def store_url(self) -> str:
+        """Where commands on the host open the bridge's job store."""
+        return self.settings.database_url
+
+    def check_services(self, services: Sequence[str]) -> None:
+        unknown = [s for s in services if s not in self.services]
+        if unknown:
+            raise ConfigError(
+                f"the {self.name} runtime has no service {unknown[0]}",
+                fix=f"Name one of: {', '.join(self.services)}.",
+            )
+
+
+def create(settings: Settings, stack: ActiveStack) -> Runtime:
+    """The one place that maps a runtime's name to its implementation."""
+    if stack.runtime == "compose":
+        from n8nctl.runtimes.compose import ComposeRuntime
+
+        return ComposeRuntime(settings, stack)
+    from n8nctl.runtimes.native import NativeRuntime
+
+    return NativeRuntime(settings, stack)
+
+
+def current(settings: Settings) -> Runtime:
+    """The runtime of the stack `up` started in this project (native when none was recorded)."""
+    return create(settings, active(settings))
+
+
+def active(settings: Settings) -> ActiveStack:
+    path = settings.state_dir / "stack.json"
+    try:
+        data = json.loads(path.read_text())
+        return ActiveStack(
+            runtime=data["runtime"],
+            name=str(data.get("name") or settings.stack_name(prod=bool(data["prod"]))),
+            prod=bool(data["prod"]),
+            workers=int(data["workers"]),
+        )
+    except FileNotFoundError:
+        return ActiveStack("native", name=settings.stack_name(prod=False))
+    except (ValueError, KeyError, TypeError):
+        raise ConfigError(
+            f"{path} is unreadable", fix="Delete it and run n8nctl up again (it records the runtime)."
+        ) from None
+
+
+def remember(settings: Settings, stack: ActiveStack) -> None:
+    settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (settings.state_dir / "stack.json").write_text(json.dumps(asdict(stack)) + "\n")
+
+
+def forget(settings: Settings) -> None:
+    (settings.state_dir / "stack.json").unlink(missing_ok=True)
+
+
+def choose(
+    settings: Settings, requested: str | None, *, prod: bool, engine_answers: Callable[[], bool]
+) -> tuple[RuntimeName, str]:
+    """The runtime for `up`, and why it was chosen (printed to the operator)."""
+    wanted = requested or settings.n8nctl_runtime
+    source = "--runtime" if requested else "N8NCTL_RUNTIME"
+    if wanted == "native":
+        if prod:
+            raise ConfigError(
+                "--prod needs the compose runtime",
+                why=f"{source} is native, and the prod stack (queue mode) runs on compose only",
+                fix="Drop --runtime native (or set N8NCTL_RUNTIME=auto) on a host with Docker.",
+            )
+        return "native", source
+    answers = engine_answers()
+    if not answers and (wanted == "compose" or prod):
+        raise UnreachableError(
+            "no Docker engine answers",
+            why=f"{'the prod stack' if prod else source} needs the compose runtime, and `docker version` "
+            "reaches no daemon",
+            fix="Start Docker (docker info must work) and retry; dev stacks also run with --runtime native.",
+        )
+    if wanted == "compose":
+        return "compose", source
+    return ("compose", "a Docker engine answers") if answers else ("native", "no Docker engine answers")
