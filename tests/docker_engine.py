@@ -114,7 +114,7 @@ def own(cache: Path) -> Engine:
     root.mkdir(parents=True, exist_ok=True)
     for slot in range(SLOTS):
         # the lock is the host's, not the cache's: a slot's socket, bridge and addresses are the host's
-        lock = Path(f"/run/n8nctl-test-docker-{slot}.lock").open("w")
+        lock = Path(f"/run/n8nctl-test-docker-{slot}.lock").open("w")  # noqa: SIM115 (held: the lock)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
