@@ -80,6 +80,19 @@ def secret_values(settings: Settings) -> dict[str, str]:
     return values
 
 
+def n8nctl(*args: str, env: dict[str, str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    """The n8nctl CLI of this checkout as a subprocess (as an operator runs it), output captured."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "n8nctl"), *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def http_status(url: str) -> int | None:
     try:
         return httpx.get(url, timeout=1.0).status_code

@@ -26,10 +26,9 @@ from n8nctl.envfile import write_env
 from n8nctl.settings import Settings
 from tests import stand_ins
 from tests.docker_engine import Engine, EngineUnavailable, external, own
-from tests.harness import Receiver, clean_env, free_port, wait_until
+from tests.harness import Receiver, clean_env, free_port, n8nctl, wait_until
 
 PROJECT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 SKIP_ENV = "N8NCTL_TEST_SKIP_DOCKER"
 OFFICIAL_ENV = "N8NCTL_TEST_OFFICIAL_IMAGES"  # with registry access: run the tier on the official images
 # what `n8nctl up` needs of a checkout: the bridge image's build context and the stack's sources
@@ -95,15 +94,7 @@ class ComposeStack:
         return self.settings.stack_name(prod=self.prod)
 
     def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(BIN / "n8nctl"), *args],
-            env=self.env,
-            cwd=self.project,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        return n8nctl(*args, env=self.env, cwd=self.project, timeout=timeout)
 
     def cli_json(self, *args: str) -> Any:
         done = self.cli(*args, "--json")
@@ -184,6 +175,14 @@ class ComposeStack:
             timeout=10,
         )
         return response.raise_for_status().json()
+
+
+@pytest.fixture(scope="module")
+def receiver(stack: ComposeStack) -> Iterator[Receiver]:
+    """FlowBiz's receiver for the module's `stack`."""
+    receiver = stack.receiver()
+    yield receiver
+    receiver.stop()
 
 
 def make_stack(engine: Engine, images: dict[str, str], *, prod: bool) -> ComposeStack:

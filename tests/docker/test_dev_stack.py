@@ -27,13 +27,6 @@ def stack(docker_engine: Engine, images: dict[str, str]) -> Iterator[ComposeStac
 
 
 @pytest.fixture(scope="module")
-def receiver(stack: ComposeStack) -> Iterator[Receiver]:
-    receiver = stack.receiver()
-    yield receiver
-    receiver.stop()
-
-
-@pytest.fixture(scope="module")
 def first_up(stack: ComposeStack) -> str:
     done = stack.up()
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{stack.compose('logs', '--tail', '30')}"

@@ -21,7 +21,7 @@ import pytest
 
 from n8nctl.adapters.bridge_client import BridgeClient
 from n8nctl.settings import Settings
-from tests.harness import Receiver, clean_env, free_port
+from tests.harness import Receiver, clean_env, free_port, n8nctl
 
 PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -54,15 +54,7 @@ class Stack:
     up_output: str
 
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(BIN / "n8nctl"), *args],
-            env=self.env,
-            cwd=self.project,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        return n8nctl(*args, env=self.env, cwd=self.project, timeout=timeout)
 
     def cli_json(self, *args: str) -> Any:
         done = self.cli(*args, "--json")
