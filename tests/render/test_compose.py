@@ -14,8 +14,8 @@ from n8nctl.render import render_stack
 from n8nctl.runtimes.n8n_npm import pinned_version
 from n8nctl.settings import Settings
 from tests.conftest import PROJECT
-from tests.render.conftest import GOLDEN_PROJECT
 from tests.render.compose_checks import bind_sources, host_ip, merged
+from tests.render.conftest import GOLDEN_PROJECT
 
 SCHEMA = PROJECT.parent / "shared" / "reference" / "compose-spec.json"
 N8N_SERVICES = ("n8n", "n8n-worker")
