@@ -4,6 +4,7 @@ POSTGRES_PASSWORD meeting the old volume."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 
@@ -106,6 +107,9 @@ def test_down_then_up_keeps_the_data(stack: ComposeStack, first_up: str, receive
     assert stack.cli("status").returncode == 1
     again = stack.up("--json")
     assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)
+    assert (report["runtime"], report["started"], report["unchanged"]) == ("compose", True, False)
+    assert {w["workflow_key"]: w["result"] for w in report["workflows"]}["tiktok_live_helper"] == "unchanged"
     assert "created the n8n owner" not in again.stderr, "n8n's database survived in its volume"
     assert stack.n8n_api(f"executions/{execution_id}")["id"] == execution_id
     assert client.status(job["job_id"])["status"] == "success", "the job store survived"
