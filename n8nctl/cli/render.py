@@ -32,7 +32,7 @@ def render(prod: bool, runtime: str | None, check: bool, as_json: bool) -> None:
       n8nctl render --prod --check
       N8NCTL_WORKERS=3 n8nctl render --prod
     """
-    from n8nctl.render import render_monitoring, render_stack, stack_drift, write_stack
+    from n8nctl.render import render_stack, stack_drift, write_stack
 
     settings = settings_from_env()
     chosen = runtime or ("compose" if settings.n8nctl_runtime == "auto" else settings.n8nctl_runtime)

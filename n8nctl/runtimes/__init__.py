@@ -12,6 +12,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import ClassVar, Literal
 
 from n8nctl.errors import ConfigError, UnreachableError
@@ -57,6 +58,11 @@ class Runtime(ABC):
 
     def __init__(self, settings: Settings, stack: ActiveStack) -> None:
         self.settings, self.stack = settings, stack
+
+    @property
+    def folder(self) -> Path:
+        """stacks/<name>/: the files `up` renders for this stack."""
+        return self.settings.stack_dir(self.stack.name)
 
     @property
     @abstractmethod

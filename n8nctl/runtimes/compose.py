@@ -33,10 +33,6 @@ class ComposeRuntime(Runtime):
     name = "compose"
 
     @property
-    def folder(self) -> Path:
-        return self.settings.stack_dir(self.stack.name)
-
-    @property
     def services(self) -> tuple[str, ...]:
         return (*BASE_SERVICES, WORKER) if self.stack.prod else BASE_SERVICES
 

@@ -28,10 +28,6 @@ class NativeRuntime(Runtime):
     name = "native"
 
     @property
-    def folder(self) -> Path:
-        return self.settings.stack_dir(self.stack.name)
-
-    @property
     def conf(self) -> Path:
         return self.folder / "supervisord.conf"
 

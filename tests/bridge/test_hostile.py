@@ -215,9 +215,8 @@ async def test_large_inputs_are_validated_off_the_event_loop(start_bridge, regis
         assert submission.result().status_code == 202, submission.result().text
         assert elapsed > 0.5, f"the input validated in {elapsed:.2f} s: too fast to tell"
         # validated on the loop, the longest gap is most of `elapsed`; in a thread, a few GIL turns
-        assert max(gaps) < min(0.4, elapsed / 3), (
-            f"the event loop stalled {max(gaps):.2f} s of {elapsed:.2f} s"
-        )
+        # (a ratio, not an absolute bound: on a loaded machine every gap stretches with `elapsed`)
+        assert max(gaps) < elapsed / 3, f"the event loop stalled {max(gaps):.2f} s of {elapsed:.2f} s"
 
 
 # -- configured secrets: malformed or reused ones stop the bridge at start -----------------------------

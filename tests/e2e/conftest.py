@@ -21,7 +21,7 @@ import pytest
 
 from n8nctl.adapters.bridge_client import BridgeClient
 from n8nctl.settings import Settings
-from tests.harness import Receiver, clean_env, free_port
+from tests.harness import Receiver, clean_env, free_port, n8nctl
 
 PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -54,15 +54,7 @@ class Stack:
     up_output: str
 
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(BIN / "n8nctl"), *args],
-            env=self.env,
-            cwd=self.project,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        return n8nctl(*args, env=self.env, cwd=self.project, timeout=timeout)
 
     def cli_json(self, *args: str) -> Any:
         done = self.cli(*args, "--json")
@@ -131,6 +123,10 @@ def stack() -> Iterator[Stack]:
         "BRIDGE_CALLBACK_TIMEOUT_SECONDS": "2",
         "BRIDGE_ENVIRONMENT": "development",  # the receivers run on loopback
         "BRIDGE_RATE_LIMIT": "100000/minute",  # the kill-switch test submits continuously
+        # the tier fails jobs on purpose (kill-switch, timeouts): status must not call that an incident
+        "N8NCTL_ALERT_JOB_FAILURE_RATE": "1",
+        "N8NCTL_ALERT_CALLBACK_FAILURE_RATE": "1",
+        "N8NCTL_ALERT_DEAD_LETTERS": "100000",
     }
     env = {**clean_env(), **overrides}
     up = subprocess.run(
