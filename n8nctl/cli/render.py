@@ -38,10 +38,6 @@ def render(prod: bool, runtime: str | None, check: bool, as_json: bool) -> None:
     chosen = runtime or ("compose" if settings.n8nctl_runtime == "auto" else settings.n8nctl_runtime)
     files = render_stack(settings, runtime="native" if chosen == "native" else "compose", prod=prod)
     directory = settings.stack_dir(settings.stack_name(prod=prod))
-    alerts = render_monitoring(settings, prod=prod)
-    # `up` writes the runtime's and nginx's files; the alert rules only `render` writes, so --check
-    # compares them once they are on disk
-    files |= {path: text for path, text in alerts.items() if not check or (directory / path).exists()}
     if check:
         diff = stack_drift(files, directory)
         if as_json:
