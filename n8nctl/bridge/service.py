@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -28,17 +28,17 @@ from n8nctl.adapters.callbacks import (
 )
 from n8nctl.adapters.n8n import DispatchError, N8nClient
 from n8nctl.bridge.errors import ApiError
+from n8nctl.bridge.guards import GuardUnavailable, create_guards
 from n8nctl.bridge.metrics import Metrics
-from n8nctl.bridge.ratelimit import Rate, RateLimiter
 from n8nctl.contract import WORKFLOW_KILLED_MESSAGE
 from n8nctl.registry import Registry
 from n8nctl.settings import Settings
-from n8nctl.signing import ReplayGuard
 from n8nctl.store import NewJob, Store, SubmitOutcome
 from n8nctl.store.schema import Row
 from n8nctl.store.store import GLOBAL_SWITCH
 
 log = logging.getLogger("n8nctl.bridge")
+T = TypeVar("T")
 
 DISPATCH_LEASE = timedelta(seconds=60)
 MAX_DISPATCH_BACKOFF = 30.0
@@ -72,8 +72,7 @@ class Bridge:
             secrets=settings.callback_signing_keys.live,
             transport=callback_transport,
         )
-        self.replays = ReplayGuard()
-        self.limiter = RateLimiter(Rate.parse(settings.bridge_rate_limit))
+        self.guards = create_guards(settings)  # replay guard and rate limit: memory, or Redis (ADR 50)
         self.metrics = Metrics(self.store.queue_depth, self.store.dead_letters)
         self.wake_dispatch, self.wake_delivery = asyncio.Event(), asyncio.Event()
         self._intake: asyncio.Queue[tuple[NewJob, asyncio.Future[SubmitOutcome]]] = asyncio.Queue()
@@ -96,6 +95,7 @@ class Bridge:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.n8n.aclose()
         await self.callbacks.aclose()
+        await self.guards.aclose()
         self.store.close()
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
@@ -123,9 +123,14 @@ class Bridge:
 
     # -- policy helpers used by the API ---------------------------------------------------------------
 
-    def check_rate(self, client_id: str, kind: str) -> None:
+    async def check_replay(self, who: str, msg_id: str) -> None:
+        """Refuse a webhook-id already seen from `who` (by any replica, with Redis)."""
+        if await self._guarded(self.guards.seen(f"{who}:{msg_id}")):
+            raise ApiError("SIGNATURE_REPLAYED", "this webhook-id was already used; sign each request anew")
+
+    async def check_rate(self, client_id: str, kind: str) -> None:
         """Count one signed request of `client_id`; reads and writes have a budget each."""
-        wait = self.limiter.hit(f"{client_id}:{kind}")
+        wait = await self._guarded(self.guards.hit(f"{client_id}:{kind}"))
         if wait:
             retry_after = math.ceil(wait)
             raise ApiError(
@@ -134,6 +139,16 @@ class Bridge:
                 detail={"retry_after_seconds": retry_after},
                 headers={"Retry-After": str(retry_after)},
             )
+
+    @staticmethod
+    async def _guarded(check: Awaitable[T]) -> T:
+        """A guard's answer; a guard that cannot answer refuses the request (fail closed, ADR 50)."""
+        try:
+            return await check
+        except GuardUnavailable as exc:
+            raise ApiError(
+                "GUARD_UNAVAILABLE", f"{exc}; retry shortly, re-signed", headers={"Retry-After": "5"}
+            ) from None
 
     async def switches(self) -> dict[str, Row]:
         """Kill-switch state, re-read from the store at most every SWITCH_CACHE_SECONDS."""
