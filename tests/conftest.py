@@ -178,3 +178,12 @@ async def eventually(predicate: Callable[[], Any], *, timeout: float = 5.0, what
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+async def holds(predicate: Callable[[], Any], *, duration: float, what: str) -> None:
+    """Check that `predicate` stays true for `duration` seconds while the event loop runs (so the
+    bridge's workers could break it): the absence of a further event, not a wait for one."""
+    deadline = time.monotonic() + duration
+    while time.monotonic() < deadline:
+        assert predicate(), f"{what} stopped holding"
+        await asyncio.sleep(0.02)

@@ -1,8 +1,8 @@
 """Bridge: everything one bridge process holds (no module globals), and its background workers.
 
-Workers are loops over the database: intake (group commit), dispatch to n8n, the deadline sweeper
-and the callback outbox. Each wakes on an event or every poll interval, so a job written by another
-replica, or left behind by a crash, is picked up again.
+Workers are loops over the database: intake (group commit), dispatch to n8n, the deadline sweeper,
+reconciliation with n8n and the callback outbox. Each wakes on an event or every poll interval, so a
+job written by another replica, or left behind by a crash, is picked up again.
 """
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ DISPATCH_LEASE = timedelta(seconds=60)
 MAX_DISPATCH_BACKOFF = 30.0
 SWITCH_CACHE_SECONDS = 0.1  # how stale a replica's view of the kill-switch may be
 BATCH_LIMIT = 128
+# n8n execution statuses after which no result will come; any other (running, waiting, new, unknown)
+# leaves the job to its result or its deadline. `missing`: n8n has no such execution.
+ENDED = frozenset({"success", "error", "crashed", "canceled", "missing"})
 
 
 class Bridge:
@@ -77,6 +80,7 @@ class Bridge:
         self.wake_dispatch, self.wake_delivery = asyncio.Event(), asyncio.Event()
         self._intake: asyncio.Queue[tuple[NewJob, asyncio.Future[SubmitOutcome]]] = asyncio.Queue()
         self._switches: tuple[float, dict[str, Row]] = (0.0, {})
+        self._reconciled_at_start = False
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle ------------------------------------------------------------------------------------
@@ -85,7 +89,7 @@ class Bridge:
         await asyncio.to_thread(self.store.migrate)
         loops = [self._intake_loop]
         if workers:
-            loops += [self._dispatch_loop, self._delivery_loop, self._sweep_loop]
+            loops += [self._dispatch_loop, self._delivery_loop, self._sweep_loop, self._reconcile_loop]
         for loop in loops:
             self._spawn(self._forever(loop))
 
@@ -263,6 +267,51 @@ class Bridge:
         action = "execution_stopped" if stopped else "execution_stop_failed"
         details = {"execution_id": job["execution_id"]}
         await asyncio.to_thread(self.store.record, job, action, source="bridge", details=details)
+
+    # -- reconciliation with n8n (ADR 51) -------------------------------------------------------------
+
+    async def _reconcile_loop(self) -> None:
+        """Check running jobs whose result is overdue against their n8n execution: every running job
+        once at start (results posted while no bridge ran are lost), then those a grace period past
+        their workflow's expected duration."""
+        now = datetime.now(UTC)
+        grace = timedelta(seconds=self.settings.bridge_reconcile_grace_seconds)
+        if self._reconciled_at_start:
+            await asyncio.sleep(self.settings.bridge_poll_interval_seconds)
+            now = datetime.now(UTC)
+            cutoffs = {
+                key: now - timedelta(seconds=entry.expected_duration_seconds) - grace
+                for key, entry in self.registry.workflows.items()
+            }
+            default = now - grace
+        else:
+            cutoffs, default = {}, now
+        claimed = await asyncio.to_thread(
+            self.store.claim_overdue, cutoffs, default=default, limit=BATCH_LIMIT, lease=grace
+        )
+        self._reconciled_at_start = True
+        for job in claimed:
+            self._spawn(self._reconcile_one(job))
+
+    async def _reconcile_one(self, job: Row) -> None:
+        status = await self.n8n.execution_status(job["execution_id"])
+        if status is None:  # n8n did not say: checked again once the claim's lease has passed
+            self.metrics.reconciliations.labels("unanswered").inc()
+            return
+        failed = await asyncio.to_thread(self.store.record_check, job, status, ended=status in ENDED)
+        self.metrics.reconciliations.labels("result_lost" if failed else "running").inc()
+        if failed:
+            log.warning(
+                "job %s failed with RESULT_LOST: n8n execution %s is %s",
+                job["job_id"],
+                job["execution_id"],
+                status,
+            )
+            self.metrics.finish(
+                job["workflow_key"], "failed", (datetime.now(UTC) - job["accepted_at"]).total_seconds()
+            )
+            self.wake_delivery.set()
+            self.wake_dispatch.set()
 
     # -- callback outbox ------------------------------------------------------------------------------
 
