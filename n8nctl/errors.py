@@ -42,6 +42,12 @@ class UnreachableError(N8nctlError):
     exit_code = 5
 
 
+class SchemaError(N8nctlError):
+    """The bridge's job store is not at the schema revision of this code. Exit code 9."""
+
+    exit_code = 9
+
+
 class RemoteError(N8nctlError):
     """A service answered with an error. Exit code 6. Carries the HTTP status and error_code."""
 

@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     n8nctl_runtime: Literal["auto", "compose", "native"] = "auto"
     n8nctl_workers: int = Field(default=1, ge=1, le=32)
     n8nctl_worker_concurrency: int = Field(default=10, ge=1, le=200)
+    # --- native queue mode (issue 11): n8n main + workers on PostgreSQL and Redis, without Docker ---
+    n8nctl_queue_mode: bool = False
+    n8nctl_worker_base_port: int = Field(default=5690, ge=1024, le=65535 - 64)
+    n8n_database_url: SecretStr = SecretStr("")  # may carry a password
+    n8n_redis_url: SecretStr = SecretStr("")  # may carry a password
+    redis_port: int = Field(default=6380, ge=1, le=65535)
+    redis_password: SecretStr = SecretStr("")
     n8n_image: str = Field(default="docker.n8n.io/n8nio/n8n", pattern=SAFE_VALUE)
     bridge_image: str = Field(default="n8nctl-bridge", pattern=SAFE_VALUE)
     bridge_base_image: str = Field(default="python:3.11.11-slim-bookworm", pattern=SAFE_VALUE)

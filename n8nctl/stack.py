@@ -89,7 +89,7 @@ def status(settings: Settings) -> list[StatusRow]:
                 state=state.state,
                 healthy=state.ready and (probe is None or probe.healthy),
                 version=probe.version if probe else None,
-                url=probe.url if probe else None,
+                url=probe.url if probe else state.url,
             )
         )
     seen = {row.service for row in rows}

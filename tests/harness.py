@@ -145,9 +145,20 @@ class Service:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
+class BridgeService(Service):
+    def start(self, timeout: float = 20.0) -> None:
+        """`n8nctl bridge migrate` first, as `n8nctl up` does: the bridge refuses a store behind its code."""
+        migrate = [str(Path(sys.executable).parent / "n8nctl"), "bridge", "migrate"]
+        done = subprocess.run(
+            migrate, env=self.env, cwd=self.cwd, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        super().start(timeout)
+
+
 def bridge_service(env: dict[str, str], cwd: Path, port: int) -> Service:
     """`n8nctl bridge serve` on 127.0.0.1:`port` as a real process (not started yet)."""
-    return Service(
+    return BridgeService(
         "bridge",
         [str(Path(sys.executable).parent / "n8nctl"), "bridge", "serve", "--port", str(port)],
         env=env,

@@ -22,6 +22,7 @@ def run(
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
     ok_codes: Collection[int] = (0,),
+    stdin: str | None = None,
 ) -> str:
     """Run `command`; return its stdout. When it exits with a code not in `ok_codes`, raise
     N8nctlError with the output's last lines.
@@ -31,7 +32,7 @@ def run(
     log.debug("run: %s", shlex.join(args))
     try:
         done = subprocess.run(
-            args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+            args, cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
         )
     except FileNotFoundError:
         raise N8nctlError(what, why=f"{args[0]} is not installed", fix=fix) from None

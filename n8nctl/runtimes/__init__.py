@@ -31,6 +31,7 @@ class ActiveStack:
     name: str = "dev"
     prod: bool = False
     workers: int = 1
+    queue: bool = False  # native: n8n in queue mode (N8NCTL_QUEUE_MODE when `up` ran)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class ServiceState:
     state: str  # in the runtime's words: "running (healthy)", "RUNNING", "exited"
     ready: bool  # running, and healthy where the runtime checks health
     failed: bool = False  # waiting will not bring it up: exited, fatal, unhealthy
+    url: str | None = None  # where its health is probed, when the runtime probes it
 
 
 @dataclass
@@ -101,6 +103,25 @@ class Runtime(ABC):
         """Where commands on the host open the bridge's job store."""
         return self.settings.database_url
 
+    def migrate_store(self) -> tuple[str | None, str]:
+        """The bridge's job store upgraded to this code's schema (revisions before and after): `up` runs
+        it before the bridge starts, since a bridge refuses a schema behind its code (ADR 40)."""
+        from n8nctl.store import Store
+        from n8nctl.store.core import answering
+
+        store = Store(self.store_url())
+        try:
+            with answering():
+                return store.migrate()
+        finally:
+            store.close()
+
+    def prepare_store(self, report: Started) -> None:
+        """`up`'s migration, from the host, before the bridge starts."""
+        before, after = self.migrate_store()
+        if before != after:
+            report.changes.append(f"migrated the bridge's job store to schema {after}")
+
     def check_services(self, services: Sequence[str]) -> None:
         unknown = [s for s in services if s not in self.services]
         if unknown:
@@ -135,6 +156,7 @@ def active(settings: Settings) -> ActiveStack:
             name=str(data.get("name") or settings.stack_name(prod=bool(data["prod"]))),
             prod=bool(data["prod"]),
             workers=int(data["workers"]),
+            queue=bool(data.get("queue", False)),
         )
     except FileNotFoundError:
         return ActiveStack("native", name=settings.stack_name(prod=False))
@@ -168,6 +190,13 @@ def choose(
             )
         return "native", source
     answers = engine_answers()
+    if settings.n8nctl_queue_mode and not prod and (wanted == "compose" or (wanted == "auto" and answers)):
+        raise ConfigError(
+            "N8NCTL_QUEUE_MODE=true is the native runtime's queue mode",
+            why="the compose dev stack runs n8n in regular mode (its queue mode is the prod stack), and "
+            "n8n's data must not move between stacks by accident",
+            fix="Add --runtime native (or N8NCTL_RUNTIME=native to .env), or use --prod.",
+        )
     if not answers and (wanted == "compose" or prod):
         raise UnreachableError(
             "no Docker engine answers",

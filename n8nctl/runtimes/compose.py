@@ -67,6 +67,8 @@ class ComposeRuntime(Runtime):
         self.project.up(services=DATA_SERVICES)
         self.wait_healthy(DATA_SERVICES, timeout=timeout)
         self.prepare_databases(report)
+        self.prepare_store(report)
+        self.share_state()  # a SQLite store the migration just created as root goes to the bridge's user
         scale = f" with {self.stack.workers} n8n worker(s)" if self.stack.prod else ""
         progress(f"starting n8n and the bridge{scale}...")
         self.project.up(scales={WORKER: self.stack.workers} if self.stack.prod else None)

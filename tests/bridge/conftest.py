@@ -17,7 +17,14 @@ import pytest
 from n8nctl.bridge.app import create_app
 from n8nctl.registry import Registry
 from n8nctl.settings import Settings
+from n8nctl.store import Store
 from tests.conftest import Secrets, signed
+
+
+def migrate(url: str) -> None:
+    store = Store(url)
+    store.migrate()
+    store.close()
 
 
 @dataclass
@@ -108,8 +115,10 @@ def start_bridge(
         *, workers: bool = True, registry_: Registry | None = None, **overrides: Any
     ) -> AsyncIterator[Harness]:
         n8n, receiver = FakeN8n(), Receiver()
+        settings = make_settings(**overrides)
+        migrate(settings.database_url)  # as `n8nctl up` does: a bridge never migrates as it starts
         app = create_app(
-            make_settings(**overrides),
+            settings,
             registry_ or registry,
             workers=workers,
             n8n_transport=httpx.MockTransport(n8n),
