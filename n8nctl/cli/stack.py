@@ -137,7 +137,7 @@ def status(as_json: bool) -> None:
             click.echo(f"kill-switch: {what} killed at {when} by {who}: {why}")
         if not switches:
             click.echo("kill-switch: off")
-    unhealthy = [row["service"] for row in rows if not row["healthy"]]
+    unhealthy = list(dict.fromkeys(row["service"] for row in rows if not row["healthy"]))
     if unhealthy:
         raise N8nctlError(f"unhealthy: {', '.join(unhealthy)}", fix="n8nctl logs SERVICE; n8nctl up.")
 

@@ -271,25 +271,32 @@ class QueueMode:
 
     def check(self, timeout: float = CHECK_TIMEOUT) -> None:
         """PostgreSQL takes n8n's login and Redis its password, within `timeout` (the stack's own servers
-        are still starting). A refused password fails at once, naming the setting to fix."""
-        from n8nctl.adapters import postgres, redis
+        may still be starting). A refused password fails at once, naming the setting to fix."""
+        self.check_postgres(timeout)
+        self.check_redis(timeout)
 
-        db, queue = self.postgres, self.redis
-        where = f"the stack's PostgreSQL ({self.postgres_dir})" if self.own_postgres else "N8N_DATABASE_URL"
-        wrong_db = ConfigError(
-            f"{where} refuses n8n's password",
-            why="POSTGRES_PASSWORD changed since the server was initialised"
-            if self.own_postgres
-            else "its password is wrong",
-            fix="Put back the password that created it" if self.own_postgres else "Fix N8N_DATABASE_URL",
-        )
-        wrong_queue = ConfigError(
-            "Redis refuses n8n's password",
-            why=f"{'REDIS_PASSWORD' if self.own_redis else 'N8N_REDIS_URL'} does not open it",
-            fix="Fix it in .env.",
-        )
+    def check_postgres(self, timeout: float = CHECK_TIMEOUT) -> None:
+        from n8nctl.adapters import postgres
+
+        db = self.postgres
         url = postgres.url(db.user, db.password, db.host, db.port, db.database)
-        _within(timeout, lambda: postgres.check_login(url, wrong_password=wrong_db))
+        if self.own_postgres:
+            wrong = ConfigError(
+                f"the stack's PostgreSQL ({self.postgres_dir}) refuses n8n's password",
+                why="POSTGRES_PASSWORD changed since the server was initialised",
+                fix="Put back the POSTGRES_PASSWORD that created it.",
+            )
+        else:
+            wrong = ConfigError("N8N_DATABASE_URL refuses n8n's password", fix="Fix its password in .env.")
+        _within(timeout, lambda: postgres.check_login(url, wrong_password=wrong))
+
+    def check_redis(self, timeout: float = CHECK_TIMEOUT) -> None:
+        from n8nctl.adapters import redis
+
+        queue, setting = self.redis, "REDIS_PASSWORD" if self.own_redis else "N8N_REDIS_URL"
+        wrong = ConfigError(
+            "Redis refuses n8n's password", why=f"{setting} does not open it", fix="Fix it in .env."
+        )
 
         def ping() -> None:
             redis.ping(
@@ -299,7 +306,7 @@ class QueueMode:
                 password=queue.password,
                 database=int(queue.database),
                 tls=queue.tls,
-                wrong_password=wrong_queue,
+                wrong_password=wrong,
             )
 
         _within(timeout, ping)
