@@ -57,6 +57,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive ports free on 127.0.0.1 (n8n workers take theirs from a base)."""
+    while True:
+        first = free_port()
+        if first + count > 65535:
+            continue
+        sockets = []
+        try:
+            for port in range(first, first + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+
+
 def clean_env() -> dict[str, str]:
     """This process's environment without any n8nctl setting, so a developer's shell cannot leak in."""
     return {k: v for k, v in os.environ.items() if not k.startswith(("N8NCTL_", "BRIDGE_", "N8N_"))}
