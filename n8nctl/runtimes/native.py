@@ -24,7 +24,7 @@ from n8nctl.health import probe_services
 from n8nctl.render import native_context, render_native, write_stack
 from n8nctl.runtimes import HEALTH_TIMEOUT, Progress, Runtime, ServiceState, Started
 from n8nctl.runtimes.n8n_npm import ensure_n8n, node_bin_dir
-from n8nctl.runtimes.native_queue import SQLITE, QueueMode, Worker, guard_database, workers
+from n8nctl.runtimes.native_queue import SQLITE, QueueMode, Worker, guard_database, record_database, workers
 from n8nctl.wait import until
 
 PROGRAMS = ("n8n", "bridge")
@@ -79,8 +79,12 @@ class NativeRuntime(Runtime):
     # -- up ------------------------------------------------------------------------------------------
 
     def start(self, progress: Progress) -> Started:
-        n8n_folder = self.settings.state_dir / "n8n"
-        guard_database(n8n_folder, self.queue.database() if self.queue else SQLITE)
+        secrets = self.queue.secret_env() if self.queue else self._encryption_key()
+        n8n_folder, database = (
+            self.settings.state_dir / "n8n",
+            self.queue.database() if self.queue else SQLITE,
+        )
+        guard_database(n8n_folder, database)
         home = ensure_n8n(self.settings, progress)
         context = native_context(
             self.settings, n8n_home=home, node_dir=node_bin_dir(), workers=self.stack.workers
@@ -88,7 +92,6 @@ class NativeRuntime(Runtime):
         changed = bool(write_stack({self.conf.name: render_native(context)}, self.folder))
         report = Started(started=self.pid() is None, logs=str(self.log_dir))
         self.prepare_store(report)
-        secrets = self.queue.secret_env() if self.queue else self._encryption_key()
         running = not report.started
         if running and self._secrets_changed(secrets):
             progress("the secrets supervisord passes to n8n changed: restarting the native stack")
@@ -118,6 +121,7 @@ class NativeRuntime(Runtime):
             self.queue.check()
         progress(f"waiting for {', '.join(self.programs)} to be healthy...")
         self.wait_healthy()
+        record_database(n8n_folder, database)
         return report
 
     def _encryption_key(self) -> dict[str, str]:

@@ -384,7 +384,7 @@ def guard_database(folder: Path, wanted: str) -> None:
     marker = folder / MARKER
     if marker.exists():
         recorded: str | None = marker.read_text().strip()
-    else:
+    else:  # stacks from before the record: a SQLite file says where n8n's data is
         recorded = SQLITE if (folder / ".n8n" / "database.sqlite").exists() else None
     if recorded is not None and recorded != wanted:
         raise ConfigError(
@@ -393,6 +393,10 @@ def guard_database(folder: Path, wanted: str) -> None:
             fix="Put back the settings that had it (N8NCTL_QUEUE_MODE, N8N_DATABASE_URL), or, to start on "
             f"the new database on purpose, n8nctl down and move {folder} aside (RUNBOOK: native queue mode).",
         )
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def record_database(folder: Path, wanted: str) -> None:
+    """Once n8n runs healthy on its database: the record `guard_database` reads."""
+    marker = folder / MARKER
     if not marker.exists():
         marker.write_text(wanted + "\n")

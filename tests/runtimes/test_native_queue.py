@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from n8nctl.errors import ConfigError, UnreachableError
 from n8nctl.runtimes import choose
-from n8nctl.runtimes.native_queue import SQLITE, QueueMode, guard_database
+from n8nctl.runtimes.native_queue import SQLITE, QueueMode, guard_database, record_database
 from n8nctl.settings import Settings
 from tests.harness import free_port
 from tests.pg import PostgresServer
@@ -38,7 +38,10 @@ def settings_of(tmp_path: Path) -> Callable[..., Settings]:
 
 def test_guard_records_the_first_database_and_refuses_another(tmp_path: Path) -> None:
     folder = tmp_path / "n8n"
+    folder.mkdir()
+    guard_database(folder, SQLITE)  # nothing recorded: any database
     guard_database(folder, "this stack's own PostgreSQL")
+    record_database(folder, "this stack's own PostgreSQL")  # n8n came up healthy on it
     guard_database(folder, "this stack's own PostgreSQL")  # the same again: fine
     with pytest.raises(
         ConfigError, match="data is in this stack's own PostgreSQL, and the settings now ask for SQLite"
@@ -56,6 +59,8 @@ def test_guard_takes_an_existing_sqlite_database_as_the_record(tmp_path: Path) -
     assert refused.value.exit_code == 2
     shutil.move(folder, tmp_path / "n8n.sqlite-backup")  # the deliberate switch the message names
     guard_database(folder, "this stack's own PostgreSQL")
+    folder.mkdir()
+    record_database(folder, "this stack's own PostgreSQL")
     assert (folder / "n8nctl-database").read_text() == "this stack's own PostgreSQL\n"
 
 
