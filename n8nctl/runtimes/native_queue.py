@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from n8nctl.adapters.process import run
+from n8nctl.envfile import write_private
 from n8nctl.errors import ConfigError, N8nctlError, UnreachableError
 from n8nctl.runtimes import Progress
 from n8nctl.settings import Settings
@@ -230,9 +231,7 @@ class QueueMode:
             acl = self.redis_dir / "users.acl"
             text = f"user default on #{digest} ~* &* +@all\n"
             if not acl.exists() or acl.read_text() != text:
-                fd = os.open(acl, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "w") as handle:
-                    handle.write(text)
+                write_private(acl, text)
         return changes
 
     def _init_postgres(self, progress: Progress) -> bool:
@@ -247,11 +246,11 @@ class QueueMode:
         scratch = Path(tempfile.mkdtemp(prefix="n8nctl-pg-"))
         try:
             pwfile = scratch / "pw"
-            pwfile.write_text(self.postgres.password)
+            write_private(pwfile, self.postgres.password)
             if user:
                 shutil.chown(scratch, user, user)
                 shutil.chown(pwfile, user, user)
-            fix = f"See the output above; delete {data} to start over."
+            fix = f"Fix what it names, delete {data}, then n8nctl up again."
             as_user = ["runuser", "-u", user, "--"] if user else []
             run(
                 [*as_user, bin_dir / "initdb", "-D", data, "-U", ROLE, f"--pwfile={pwfile}",
