@@ -149,9 +149,33 @@ def render_nginx(context: dict[str, Any]) -> str:
     return environment().get_template("nginx/n8nctl.conf.j2").render(**context)
 
 
+def alerts_context(settings: Settings, *, prod: bool) -> dict[str, Any]:
+    thresholds = {
+        "job_failure_rate": settings.n8nctl_alert_job_failure_rate,
+        "callback_failure_rate": settings.n8nctl_alert_callback_failure_rate,
+        "latency_p95_seconds": settings.n8nctl_alert_latency_p95_seconds,
+        "queue_depth": settings.n8nctl_alert_queue_depth,
+        "dead_letters": settings.n8nctl_alert_dead_letters,
+        "min_sample": settings.n8nctl_alert_min_sample,
+    }
+    for rate in ("job_failure_rate", "callback_failure_rate"):
+        thresholds[f"{rate}_percent"] = round(thresholds[rate] * 100, 1)
+    return {"stack": settings.stack_name(prod=prod), "thresholds": thresholds}
+
+
+def render_alerts(context: dict[str, Any]) -> str:
+    return environment().get_template("monitoring/alerts.yml.j2").render(**context)
+
+
+def render_monitoring(settings: Settings, *, prod: bool) -> dict[str, str]:
+    """The stack's Prometheus alert rules, {path relative to its stack folder: text}; `n8nctl
+    render` writes them with `render_stack`'s files."""
+    return {"prometheus/alerts.yml": render_alerts(alerts_context(settings, prod=prod))}
+
+
 def render_stack(settings: Settings, *, runtime: Runtime, prod: bool) -> dict[str, str]:
     """Every file of one stack, {path relative to its stack folder: text}: the runtime's files and
-    the nginx site config."""
+    the nginx site config (the alert rules are `render_monitoring`'s)."""
     if runtime == "native":
         if prod:
             raise ConfigError(

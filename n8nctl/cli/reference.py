@@ -23,7 +23,7 @@ Generated from `--help` by `python -m n8nctl.cli.reference > docs/cli.md`; a tes
 | 5 | a service did not answer (bridge, n8n, database) |
 | 6 | a service refused the request (the message carries its HTTP status and `error_code`) |
 | 9 | the bridge's job store is not at this code's schema revision (run `n8nctl bridge migrate`) |
-| 130 | interrupted (Ctrl-C) |
+{doctor}| 130 | interrupted (Ctrl-C) |
 
 Errors are one line on stderr: `n8nctl: error: <what failed>: because <why>. <what to do>`.
 """
@@ -48,7 +48,10 @@ def _sections(command: click.Command, path: list[str]) -> list[str]:
 
 
 def render() -> str:
-    return HEADER + "\n".join(_sections(entry.cli, ["n8nctl"])) + "\n"
+    from n8nctl.doctor import CLASSES
+
+    doctor = "".join(f"| {c.code} | `n8nctl doctor`: {c.meaning} (`{c.name}`) |\n" for c in CLASSES)
+    return HEADER.format(doctor=doctor) + "\n".join(_sections(entry.cli, ["n8nctl"])) + "\n"
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ def render(prod: bool, runtime: str | None, check: bool, as_json: bool) -> None:
     """Render a stack from templates/ into stacks/<stack>/ (no secret is written into any file).
 
     Compose runtime: compose.yaml (plus compose.prod.yaml with --prod); native runtime:
-    supervisord.conf; both: nginx/n8nctl.conf, the site config for the system nginx. --check is drift
+    supervisord.conf; both: nginx/n8nctl.conf, the site config for the system nginx, and
+    prometheus/alerts.yml, the alert rules (thresholds: N8NCTL_ALERT_*). --check is drift
     detection: it exits 1 and prints a unified diff when someone edited the rendered files by hand.
 
     \b
@@ -31,11 +32,12 @@ def render(prod: bool, runtime: str | None, check: bool, as_json: bool) -> None:
       n8nctl render --prod --check
       N8NCTL_WORKERS=3 n8nctl render --prod
     """
-    from n8nctl.render import render_stack, stack_drift, write_stack
+    from n8nctl.render import render_monitoring, render_stack, stack_drift, write_stack
 
     settings = settings_from_env()
     chosen = runtime or ("compose" if settings.n8nctl_runtime == "auto" else settings.n8nctl_runtime)
     files = render_stack(settings, runtime="native" if chosen == "native" else "compose", prod=prod)
+    files |= render_monitoring(settings, prod=prod)
     directory = settings.stack_dir(settings.stack_name(prod=prod))
     if check:
         diff = stack_drift(files, directory)

@@ -132,6 +132,7 @@ def running_stack(
         "BRIDGE_POLL_INTERVAL_SECONDS": "0.1",
         "BRIDGE_CALLBACK_RETRY_SCHEDULE": "0,1,1,1,1,1,1,1",
         "BRIDGE_CALLBACK_TIMEOUT_SECONDS": "2",
+        "BRIDGE_ENVIRONMENT": "development",  # the receivers run on loopback
         "BRIDGE_RATE_LIMIT": "100000/minute",  # the kill-switch test submits continuously
         **settings,
     }
