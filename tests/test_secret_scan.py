@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from n8nctl.envfile import GENERATED
-from n8nctl.render import render_monitoring, render_stack
+from n8nctl.render import render_stack
 from n8nctl.settings import Settings
 from tests.conftest import PROJECT
 
@@ -30,7 +30,7 @@ def _rendered(tmp_path: Path, *, prod: bool) -> tuple[Path, dict[str, str]]:
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None, n8nctl_project_dir=PROJECT, **{name.lower(): value for name, value in values.items()}
     )
-    files = render_stack(settings, runtime="compose", prod=prod) | render_monitoring(settings, prod=prod)
+    files = render_stack(settings, runtime="compose", prod=prod)
     for relative, text in files.items():
         path = tmp_path / relative
         path.parent.mkdir(parents=True, exist_ok=True)

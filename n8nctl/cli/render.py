@@ -32,12 +32,11 @@ def render(prod: bool, runtime: str | None, check: bool, as_json: bool) -> None:
       n8nctl render --prod --check
       N8NCTL_WORKERS=3 n8nctl render --prod
     """
-    from n8nctl.render import render_monitoring, render_stack, stack_drift, write_stack
+    from n8nctl.render import render_stack, stack_drift, write_stack
 
     settings = settings_from_env()
     chosen = runtime or ("compose" if settings.n8nctl_runtime == "auto" else settings.n8nctl_runtime)
     files = render_stack(settings, runtime="native" if chosen == "native" else "compose", prod=prod)
-    files |= render_monitoring(settings, prod=prod)
     directory = settings.stack_dir(settings.stack_name(prod=prod))
     if check:
         diff = stack_drift(files, directory)

@@ -18,7 +18,7 @@ from pathlib import Path
 from n8nctl.adapters.docker import Compose, ContainerState
 from n8nctl.errors import ConfigError, N8nctlError
 from n8nctl.health import probe_services
-from n8nctl.render import render_monitoring, render_stack, write_stack
+from n8nctl.render import render_stack, write_stack
 from n8nctl.runtimes import HEALTH_TIMEOUT, Progress, Runtime, ServiceState, Started
 
 BASE_SERVICES = ("postgres", "redis", "n8n", "bridge")
@@ -55,10 +55,7 @@ class ComposeRuntime(Runtime):
 
     def start(self, progress: Progress, *, timeout: float = HEALTH_TIMEOUT) -> Started:
         written = write_stack(
-            # what `n8nctl render` writes, alert rules included, so `render --check` after `up` is clean
-            render_stack(self.settings, runtime="compose", prod=self.stack.prod)
-            | render_monitoring(self.settings, prod=self.stack.prod),
-            self.folder,
+            render_stack(self.settings, runtime="compose", prod=self.stack.prod), self.folder
         )
         self.write_runtime_env()
         report = Started(

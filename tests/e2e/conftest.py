@@ -134,6 +134,10 @@ def running_stack(
         "BRIDGE_CALLBACK_TIMEOUT_SECONDS": "2",
         "BRIDGE_ENVIRONMENT": "development",  # the receivers run on loopback
         "BRIDGE_RATE_LIMIT": "100000/minute",  # the kill-switch test submits continuously
+        # the tier fails jobs on purpose (kill-switch, timeouts): status must not call that an incident
+        "N8NCTL_ALERT_JOB_FAILURE_RATE": "1",
+        "N8NCTL_ALERT_CALLBACK_FAILURE_RATE": "1",
+        "N8NCTL_ALERT_DEAD_LETTERS": "100000",
         **settings,
     }
     env = {**clean_env(), **overrides}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from n8nctl.render import render_monitoring, render_stack
+from n8nctl.render import render_stack
 
 GOLDEN = Path(__file__).with_name("golden")
 
@@ -17,7 +17,6 @@ GOLDEN = Path(__file__).with_name("golden")
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_render_matches_the_golden_files(settings_of, stack):
     files = render_stack(settings_of(), runtime="compose", prod=stack == "prod")
-    files |= render_monitoring(settings_of(), prod=stack == "prod")
     folder = GOLDEN / stack
     if os.environ.get("N8NCTL_UPDATE_GOLDEN") == "1":
         for relative, text in files.items():

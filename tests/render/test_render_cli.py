@@ -57,3 +57,11 @@ def test_native_runtime_renders_supervisord_and_refuses_prod(tmp_path):
     refused = invoke(tmp_path, "--runtime", "native", "--prod")
     assert refused.exit_code == 2
     assert "compose runtime only" in refused.output
+
+
+def test_check_finds_hand_edited_alert_rules(tmp_path):
+    assert invoke(tmp_path, "--prod").exit_code == 0
+    alerts = tmp_path / "stacks" / "prod" / "prometheus" / "alerts.yml"
+    alerts.write_text(alerts.read_text().replace("> 0\n", "> 5\n"))
+    edited = invoke(tmp_path, "--prod", "--check")
+    assert edited.exit_code == 1 and "alerts.yml" in edited.output
