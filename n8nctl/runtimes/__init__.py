@@ -12,6 +12,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import ClassVar, Literal
 
 from n8nctl.errors import ConfigError, UnreachableError
@@ -52,8 +53,19 @@ class Started:
     logs: str = ""  # where the logs are, for the operator
 
 
+@dataclass(frozen=True)
+class N8nDump:
+    """n8n's half of a backup, as its runtime wrote it: a consistent dump of its database and its user
+    folder (the `config` with the encryption key, binary data) as a tar file."""
+
+    database: Path  # SQLite: database.sqlite (online backup API); PostgreSQL: database.pgdump (pg_dump -Fc)
+    user_folder: Path
+    migration: str  # the newest migration in that database
+
+
 class Runtime(ABC):
     name: ClassVar[RuntimeName]
+    n8n_database: ClassVar[Literal["sqlite", "postgres"]]
 
     def __init__(self, settings: Settings, stack: ActiveStack) -> None:
         self.settings, self.stack = settings, stack
@@ -87,6 +99,29 @@ class Runtime(ABC):
 
     @abstractmethod
     def start_service(self, service: str) -> None: ...
+
+    # -- backup and restore (n8nctl/backup/) --------------------------------------------------------------
+
+    @abstractmethod
+    def dump_n8n(self, dest: Path) -> N8nDump:
+        """Write n8n's database and user folder into the folder `dest`, consistent while n8n runs."""
+
+    @abstractmethod
+    def restore_n8n(self, dump: N8nDump) -> None:
+        """Replace n8n's database and user folder with `dump`; after `stop_for_restore`."""
+
+    @abstractmethod
+    def encryption_key(self) -> str:
+        """The key n8n encrypts its credentials with ('' when n8n never ran here)."""
+
+    @abstractmethod
+    def decrypted_credentials(self) -> int:
+        """How many credentials n8n's own CLI decrypts with the key it has (n8n stopped or not); an
+        N8nctlError when they do not decrypt. No secret leaves that CLI's output in memory."""
+
+    @abstractmethod
+    def stop_for_restore(self) -> None:
+        """Stop whatever writes n8n's database, its user folder or the bridge's store."""
 
     def after_bootstrap(self) -> None:  # noqa: B027 (a hook: most runtimes need nothing here)
         """The bootstrap wrote state files on the host (the n8n API key): give them to the services."""

@@ -19,7 +19,7 @@ from n8nctl.adapters.docker import Compose, ContainerState
 from n8nctl.errors import ConfigError, N8nctlError
 from n8nctl.health import probe_services
 from n8nctl.render import render_stack, write_stack
-from n8nctl.runtimes import HEALTH_TIMEOUT, Progress, Runtime, ServiceState, Started
+from n8nctl.runtimes import HEALTH_TIMEOUT, N8nDump, Progress, Runtime, ServiceState, Started
 
 BASE_SERVICES = ("postgres", "redis", "n8n", "bridge")
 DATA_SERVICES = ("postgres", "redis")
@@ -31,6 +31,7 @@ BRIDGE_ROLE = "bridge"  # the prod bridge's role and database on the stack's Pos
 
 class ComposeRuntime(Runtime):
     name = "compose"
+    n8n_database = "postgres"
 
     @property
     def folder(self) -> Path:
@@ -206,6 +207,29 @@ class ComposeRuntime(Runtime):
 
     def start_service(self, service: str) -> None:
         self.project.start(self._with_workers(service))
+
+    # -- backup and restore --------------------------------------------------------------------------------
+
+    def _not_yet(self) -> N8nctlError:
+        return N8nctlError(
+            "backup and restore do not run on the compose runtime yet",
+            fix="Use the native runtime for now (docs/RUNBOOK.md, Backups).",
+        )
+
+    def dump_n8n(self, dest: Path) -> N8nDump:
+        raise self._not_yet()
+
+    def restore_n8n(self, dump: N8nDump) -> None:
+        raise self._not_yet()
+
+    def encryption_key(self) -> str:
+        return self.settings.n8n_encryption_key.get_secret_value()
+
+    def decrypted_credentials(self) -> int:
+        raise self._not_yet()
+
+    def stop_for_restore(self) -> None:
+        raise self._not_yet()
 
 
 def _ready(service: str, states: Sequence[ServiceState]) -> bool:

@@ -3,19 +3,30 @@ bridge as programs of one supervisord, rendered from templates/native/. For host
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from n8nctl.adapters.process import lines, run
 from n8nctl.errors import N8nctlError, NotFoundError
 from n8nctl.health import probe_services
 from n8nctl.render import native_context, render_native, write_stack
-from n8nctl.runtimes import HEALTH_TIMEOUT, Progress, Runtime, ServiceState, Started
-from n8nctl.runtimes.n8n_npm import ensure_n8n, node_bin_dir
+from n8nctl.runtimes import HEALTH_TIMEOUT, N8nDump, Progress, Runtime, ServiceState, Started
+from n8nctl.runtimes.n8n_npm import (
+    DATA_FOLDER,
+    LEAVE_OUT,
+    decrypted_credentials,
+    ensure_n8n,
+    migration_of,
+    node_bin_dir,
+)
 from n8nctl.wait import until
 
 PROGRAMS = ("n8n", "bridge")
@@ -26,6 +37,7 @@ FAILED = ("FATAL", "BACKOFF", "EXITED")
 
 class NativeRuntime(Runtime):
     name = "native"
+    n8n_database = "sqlite"
 
     @property
     def folder(self) -> Path:
@@ -182,3 +194,57 @@ class NativeRuntime(Runtime):
 
     def follow(self, services: Sequence[str], *, tail: int) -> Iterator[str]:
         return lines(["tail", "-n", str(tail), "-F", *map(str, self._log_files(services))])
+
+    # -- backup and restore --------------------------------------------------------------------------------
+
+    @property
+    def n8n_folder(self) -> Path:
+        """N8N_USER_FOLDER of the n8n program; n8n keeps its data in .n8n/ inside it."""
+        return self.settings.state_dir / "n8n"
+
+    def dump_n8n(self, dest: Path) -> N8nDump:
+        from n8nctl.backup.archive import pack
+
+        data = self.n8n_folder / DATA_FOLDER
+        live = data / "database.sqlite"
+        if not live.exists():
+            raise NotFoundError(f"no n8n database at {live}", fix="Start the stack once: n8nctl up.")
+        database = dest / "database.sqlite"
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        # SQLite's online backup API: one consistent snapshot while n8n keeps writing (a copy of the
+        # file could catch a write half done, or miss what is still in the -wal file)
+        source, target = sqlite3.connect(live, timeout=30), sqlite3.connect(database)
+        try:
+            source.backup(target)
+        finally:
+            source.close()
+            target.close()
+        user_folder = dest / "user-folder.tar"
+        pack(data, user_folder, leave_out=LEAVE_OUT)
+        return N8nDump(database, user_folder, migration_of(database))
+
+    def restore_n8n(self, dump: N8nDump) -> None:
+        """The n8n folder there was is kept beside it as n8n.before-restore-<UTC time>."""
+        from n8nctl.backup.archive import unpack
+
+        if self.n8n_folder.exists():
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            self.n8n_folder.rename(self.n8n_folder.with_name(f"n8n.before-restore-{stamp}"))
+        data = self.n8n_folder / DATA_FOLDER
+        unpack(dump.user_folder, data)
+        self.n8n_folder.chmod(0o700)
+        shutil.copyfile(dump.database, data / "database.sqlite")
+        (data / "database.sqlite").chmod(0o600)
+
+    def encryption_key(self) -> str:
+        try:
+            config = json.loads((self.n8n_folder / DATA_FOLDER / "config").read_text())
+            return str(config["encryptionKey"])
+        except (FileNotFoundError, ValueError, KeyError):
+            return self.settings.n8n_encryption_key.get_secret_value()
+
+    def decrypted_credentials(self) -> int:
+        return decrypted_credentials(self.settings, self.n8n_folder)
+
+    def stop_for_restore(self) -> None:
+        self.down()
