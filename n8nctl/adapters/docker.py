@@ -77,6 +77,21 @@ def engine_answers(client_call: Sequence[str] = DOCKER, *, host: str | None = No
     return version.server is not None
 
 
+def dangling_images(host: str | None, *, remove: bool, client_call: Sequence[str] = DOCKER) -> list[str]:
+    """Untagged images no container uses (`docker image prune`'s default set); removed when `remove`."""
+    from python_on_whales import DockerClient
+
+    client = DockerClient(client_call=list(client_call), host=host)
+    with docker_errors(
+        "listing dangling images failed", "Check that the Docker engine answers: docker info."
+    ):
+        ids = [image.id for image in client.image.list(filters={"dangling": True})]
+    if remove and ids:
+        with docker_errors("removing dangling images failed", "See docker image ls -f dangling=true."):
+            client.image.prune()
+    return ids
+
+
 class Compose:
     """One compose project: its files (base, then overrides) and the env files its ${VAR}s come from."""
 

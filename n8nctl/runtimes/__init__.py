@@ -123,6 +123,10 @@ class Runtime(ABC):
     def stop_for_restore(self) -> None:
         """Stop whatever writes n8n's database, its user folder or the bridge's store."""
 
+    def prune_images(self, *, dry_run: bool) -> int:
+        """Remove what the runtime leaves behind on disk (compose: dangling images); how many."""
+        return 0
+
     def after_bootstrap(self) -> None:  # noqa: B027 (a hook: most runtimes need nothing here)
         """The bootstrap wrote state files on the host (the n8n API key): give them to the services."""
 

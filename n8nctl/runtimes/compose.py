@@ -208,6 +208,11 @@ class ComposeRuntime(Runtime):
     def start_service(self, service: str) -> None:
         self.project.start(self._with_workers(service))
 
+    def prune_images(self, *, dry_run: bool) -> int:
+        from n8nctl.adapters.docker import dangling_images
+
+        return len(dangling_images(self.settings.docker_host or None, remove=not dry_run))
+
     # -- backup and restore --------------------------------------------------------------------------------
 
     def _not_yet(self) -> N8nctlError:

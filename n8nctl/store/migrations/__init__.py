@@ -20,8 +20,8 @@ def upgrade(connection: Connection, revision: str = "head") -> None:
     command.upgrade(alembic_config(connection), revision)
 
 
-def head() -> str:
-    """The schema revision this code migrates to (recorded in backup manifests)."""
+def known_revisions() -> set[str]:
+    """Every schema revision this code can migrate from (a backup's store restores at its own)."""
     from alembic.script import ScriptDirectory
 
-    return str(ScriptDirectory.from_config(alembic_config()).get_current_head())
+    return {script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
