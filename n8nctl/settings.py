@@ -101,7 +101,7 @@ class Settings(BaseSettings):
     n8nctl_backup_keep_daily: int = Field(default=7, ge=0)
     n8nctl_backup_keep_weekly: int = Field(default=4, ge=0)
     n8nctl_backup_keep_monthly: int = Field(default=6, ge=0)
-    n8nctl_prune_executions_hours: int = Field(default=336, ge=1)
+    n8nctl_prune_executions_hours: int = Field(default=336, ge=0)
 
     @field_validator("nginx_editor_allow")
     @classmethod

@@ -116,8 +116,9 @@ def _project() -> Path:
     return project
 
 
-@pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
+def bring_up(**extra: str) -> Stack:
+    """`n8nctl up` (native runtime) in a fresh temporary project on free ports; `extra` settings are
+    added to the environment. Fails the test with the logs when `up` fails; `tear_down` removes it."""
     project = _project()
     overrides = {
         "N8NCTL_PROJECT_DIR": str(project),
@@ -130,6 +131,7 @@ def stack() -> Iterator[Stack]:
         "BRIDGE_CALLBACK_RETRY_SCHEDULE": "0,1,1,1,1,1,1,1",
         "BRIDGE_CALLBACK_TIMEOUT_SECONDS": "2",
         "BRIDGE_RATE_LIMIT": "100000/minute",  # the kill-switch test submits continuously
+        **extra,
     }
     env = {**clean_env(), **overrides}
     up = subprocess.run(
@@ -151,13 +153,25 @@ def stack() -> Iterator[Stack]:
         client,
         up.stdout + up.stderr,
     )
+    if up.returncode != 0:
+        failure = f"n8nctl up failed:\n{up.stdout}\n{up.stderr}\n{stack.logs()}"
+        tear_down(stack)
+        pytest.fail(failure)
+    return stack
+
+
+def tear_down(stack: Stack) -> None:
+    stack.cli("down")
+    shutil.rmtree(stack.project, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    stack = bring_up()
     try:
-        if up.returncode != 0:
-            pytest.fail(f"n8nctl up failed:\n{up.stdout}\n{up.stderr}\n{stack.logs()}")
         yield stack
     finally:
-        stack.cli("down")
-        shutil.rmtree(project, ignore_errors=True)
+        tear_down(stack)
 
 
 @pytest.fixture
