@@ -247,7 +247,6 @@ def test_restore_brings_back_workflows_executions_and_audit(
     audit = audit_rows(stack)
     assert {i: audit.get(i) for i in taken.audit} == taken.audit, "every audit row, unchanged"
     assert job_count(stack) == taken.job_count
-    assert list((stack.settings.state_dir).glob("n8n.before-restore-*")), "the replaced folder is kept"
 
 
 def test_the_restore_is_audited_and_in_flight_jobs_run_again(
@@ -335,6 +334,7 @@ def test_s3_upload_list_verify_and_restore(
     MEASURED["restore_from_s3_seconds"] = round(time.monotonic() - started, 1)
     assert again.returncode == 0, again.stdout + again.stderr
     assert stack.cli("status").returncode == 0
+    assert list(stack.settings.state_dir.glob("n8n.before-restore-*")), "the replaced n8n folder is kept"
     assert_no_secret(
         [done.stdout, done.stderr, verify.stdout, verify.stderr, again.stdout, again.stderr],
         secrets_of(stack, backup_key),
