@@ -96,7 +96,13 @@ def list_remote(settings: Settings) -> list[Listed]:
 
 
 def resolve(settings: Settings, ref: str) -> str:
-    """A backup named by its folder, its id (in the backup folder) or s3://bucket/prefix/<id>."""
+    """A backup named by its folder, its id (in the backup folder), s3://bucket/prefix/<id>, or
+    `latest`: the newest local backup, else the newest on S3."""
+    if ref == "latest":
+        found = list_local(settings) or list_remote(settings)
+        if not found:
+            raise NotFoundError("there is no backup yet", fix="Take one: n8nctl backup.")
+        return max(found, key=lambda b: b.manifest.started_at).location.rstrip("/")
     if ref.startswith("s3://"):
         return ref.rstrip("/")
     path = Path(ref)

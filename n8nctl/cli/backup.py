@@ -165,11 +165,12 @@ def verify(backup_ref: str, as_json: bool) -> None:
     """Prove BACKUP restorable by a restore drill in a throwaway folder: checksums, decryption, every
     credential decrypts with the backup's key, the workflows match its manifest, the bridge store
     loads, n8n (the version it names) starts on it and is ready. Exit 7 when it is not restorable.
-    BACKUP is an id, a folder, or s3://bucket/prefix/<id>.
+    BACKUP is an id, a folder, s3://bucket/prefix/<id>, or `latest`.
 
     \b
     Example:
       n8nctl backups verify 20261201T020000Z
+      n8nctl backups verify latest --json       # weekly cron
       n8nctl backups verify s3://flowbiz-backups/n8nctl/20261201T020000Z
     """
     from n8nctl.backup.drill import as_json as report_json
@@ -242,7 +243,7 @@ def prune_backups(
 @click.option("--actor", default=getpass.getuser, help="Who restores (audited) [default: login name].")
 @json_option
 def restore(backup_ref: str, dry_run: bool, force: bool, actor: str, as_json: bool) -> None:
-    """Restore BACKUP (an id, a folder, or s3://bucket/prefix/<id>) into this project's stack.
+    """Restore BACKUP (an id, a folder, s3://bucket/prefix/<id>, or `latest`) into this project's stack.
 
     Checks and decrypts it first, and refuses one from another n8n version or whose encryption key
     is not the configured N8N_ENCRYPTION_KEY (unless --force), saying why. Then stops the stack,

@@ -190,6 +190,12 @@ def decrypted_credentials(settings: Settings, user_folder: Path) -> int:
             return 0
         exc.why = _without_secrets(exc.why)
         raise
+    return count_decrypted(output)
+
+
+def count_decrypted(output: str) -> int:
+    """How many credentials n8n's `export:credentials --decrypted` output holds, each with its data
+    decrypted (an object); the output is dropped, never logged."""
     credentials = json_array(output)
     undecrypted = [c for c in credentials if not isinstance(c.get("data"), dict) or not c["data"]]
     if undecrypted:

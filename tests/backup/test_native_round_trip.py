@@ -253,22 +253,24 @@ def test_the_restore_is_audited_and_in_flight_jobs_run_again(
     native_stack: Stack, native_receiver: Receiver, taken: Taken, restored: subprocess.CompletedProcess[str]
 ) -> None:
     stack = native_stack
-    new = [row for i, row in audit_rows(stack).items() if i not in taken.audit]
-    operator = {row[8]: row for row in new if row[5] == "operator" and row[1] is None}
+    columns = [c.name for c in audit_events.c]
+    new = [
+        dict(zip(columns, row, strict=True)) for i, row in audit_rows(stack).items() if i not in taken.audit
+    ]
+    operator = {row["action"]: row for row in new if row["source"] == "operator" and row["job_id"] is None}
     assert {"restored", "restore_completed"} <= set(operator), new
-    details = operator["restored"][10]
-    assert (
-        details["backup_id"] == taken.id
-        and details["requeued_jobs"] == 1
-        and operator["restored"][6] == "ops-drill"
-    )
+    restored_event = operator["restored"]
+    assert restored_event["actor"] == "ops-drill" and restored_event["workflow_key"] == "*"
+    assert restored_event["details"]["backup_id"] == taken.id
+    assert restored_event["details"]["requeued_jobs"] == 1
     events = stack.audit(taken.slow_job)
     requeued = next(e for e in events if e["action"] == "requeued_after_restore")
     assert (
         requeued["details"]["previous_status"] == "running" and requeued["details"]["backup_id"] == taken.id
     )
     result = delivered(native_receiver, taken.slow_job, timeout=120)
-    assert result["status"] == "success" and result["outputs"]["seconds"] == 40
+    assert result["status"] == "success" and result["outputs"]["echo"] == {"seconds": 40}
+    assert result["execution_id"] != requeued["details"]["previous_execution_id"], "run again, not resumed"
 
 
 def test_restored_credentials_work_in_a_workflow_run(
