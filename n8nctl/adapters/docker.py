@@ -124,10 +124,10 @@ class Compose:
                 quiet=True,
             )
 
-    def down(self) -> None:
-        """Stop and remove the containers; named volumes (the data) stay."""
+    def down(self, *, volumes: bool = False) -> None:
+        """Stop and remove the containers; named volumes (the data) stay unless `volumes`."""
         with docker_errors("docker compose down failed", self.fix):
-            self.client.compose.down(remove_orphans=True, quiet=True)
+            self.client.compose.down(remove_orphans=True, volumes=volumes, quiet=True)
 
     def stop(self, services: Sequence[str]) -> None:
         with docker_errors(f"could not stop {', '.join(services)}", self.fix):

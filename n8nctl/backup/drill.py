@@ -10,8 +10,6 @@ scheduled workflow must not run twice because a backup was checked.
 
 from __future__ import annotations
 
-import shutil
-import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -24,8 +22,6 @@ from n8nctl.backup.catalog import DrillRecord, Opened, open_backup, record_drill
 from n8nctl.backup.steps import Progress, step
 from n8nctl.errors import N8nctlError
 from n8nctl.settings import Settings
-
-READY_TIMEOUT = 180.0
 
 
 @dataclass
@@ -69,17 +65,11 @@ def _ok(check: str, detail: str) -> dict[str, Any]:
 
 
 def _drill(settings: Settings, opened: Opened, work: Path, report: DrillReport, progress: Progress) -> None:
-    from n8nctl.backup.archive import unpack
-    from n8nctl.runtimes.n8n_npm import DATA_FOLDER, decrypted_credentials, json_array, n8n_cli
+    from n8nctl.runtimes import ActiveStack, N8nDump, create
+    from n8nctl.runtimes.n8n_npm import json_array
 
     manifest = opened.manifest
     with step("verify", "n8n version", progress):
-        if manifest.n8n_database != "sqlite":
-            raise N8nctlError(
-                f"backup {manifest.id} holds a PostgreSQL dump",
-                why="the drill restores SQLite backups (native runtime) only, so far",
-                fix="Check it by a restore into a scratch stack (docs/RUNBOOK.md).",
-            )
         if manifest.n8n_version != settings.n8n_version:
             raise N8nctlError(
                 f"backup {manifest.id} was taken with n8n {manifest.n8n_version}",
@@ -87,53 +77,52 @@ def _drill(settings: Settings, opened: Opened, work: Path, report: DrillReport, 
                 fix=f"Verify it with an n8nctl that pins n8n {manifest.n8n_version}.",
             )
     report.checks.append(_ok("n8n version", manifest.n8n_version))
-    user_folder = work / "n8n"
-    with step("verify", "user folder and database", progress):
-        unpack(opened.path("n8n/user-folder.tar"), user_folder / DATA_FOLDER)
-        shutil.copyfile(opened.path("n8n/database.sqlite"), user_folder / DATA_FOLDER / "database.sqlite")
-    report.checks.append(_ok("user folder and database", manifest.n8n_migration))
-    with step("verify", "credentials decrypt", progress):
-        count = decrypted_credentials(settings, user_folder)
-        if count != manifest.credentials:
-            raise N8nctlError(
-                f"{count} credential(s) decrypt, the manifest counts {manifest.credentials}",
-                fix="Use another backup.",
+    # a throwaway stack of the runtime that took the backup: a user folder (native), or a compose
+    # project of its own (compose); nothing of the running stack is used
+    runtime = create(settings, ActiveStack(manifest.runtime, name="drill"))
+    with runtime.drill_copy(work / "stack") as copy:
+        with step("verify", "restore into a scratch stack", progress):
+            database = "database.sqlite" if manifest.n8n_database == "sqlite" else "database.pgdump"
+            copy.stop_for_restore()
+            copy.restore_n8n(
+                N8nDump(
+                    opened.path(f"n8n/{database}"), opened.path("n8n/user-folder.tar"), manifest.n8n_migration
+                )
             )
-    report.checks.append(_ok("credentials decrypt", f"{count} credential(s), with the backup's own key"))
-    with step("verify", "workflows match the manifest", progress):
-        exported = n8n_cli(
-            settings,
-            user_folder,
-            "export:workflow",
-            "--all",
-            "--output=/dev/stdout",
-            what="n8n could not export the backup's workflows",
-            fix="Use another backup.",
-        )
-        _compare_workflows(json_array(exported), manifest.workflows)
-    report.checks.append(_ok("workflows match the manifest", f"{len(manifest.workflows)} workflow(s)"))
-    with step("verify", "bridge store loads", progress):
-        from n8nctl.store import Store
+        report.checks.append(_ok("restore into a scratch stack", f"{copy.name}, {manifest.n8n_migration}"))
+        with step("verify", "credentials decrypt", progress):
+            count = copy.decrypted_credentials()
+            if count != manifest.credentials:
+                raise N8nctlError(
+                    f"{count} credential(s) decrypt, the manifest counts {manifest.credentials}",
+                    fix="Use another backup.",
+                )
+        report.checks.append(_ok("credentials decrypt", f"{count} credential(s), with the backup's own key"))
+        with step("verify", "workflows match the manifest", progress):
+            exported = copy.n8n_cli(
+                "export:workflow", "--all", "--output=/dev/stdout", what="n8n exported no workflows"
+            )
+            _compare_workflows(json_array(exported), manifest.workflows)
+        report.checks.append(_ok("workflows match the manifest", f"{len(manifest.workflows)} workflow(s)"))
+        with step("verify", "bridge store loads", progress):
+            from n8nctl.store import Store
 
-        store = Store(f"sqlite:///{work / 'bridge.db'}")
-        try:
-            rows = store.load(opened.path("bridge/store.jsonl.gz"))
-        finally:
-            store.close()
-        if rows != manifest.bridge_rows:
-            raise N8nctlError(f"the bridge store loads {rows}, the manifest counts {manifest.bridge_rows}")
-    report.checks.append(_ok("bridge store loads", ", ".join(f"{t} {n}" for t, n in rows.items())))
-    with step("verify", "n8n starts and is ready", progress):
-        n8n_cli(
-            settings,
-            user_folder,
-            "unpublish:workflow",
-            "--all",
-            what="n8n could not unpublish the drill copy's workflows",
-            fix="Use another backup.",
-        )
-        seconds = _serve_until_ready(settings, user_folder, work / "n8n.log")
-    report.checks.append(_ok("n8n starts and is ready", f"ready after {seconds:.1f} s on 127.0.0.1"))
+            store = Store(f"sqlite:///{work / 'bridge.db'}")
+            try:
+                rows = store.load(opened.path("bridge/store.jsonl.gz"))
+            finally:
+                store.close()
+            if rows != manifest.bridge_rows:
+                raise N8nctlError(
+                    f"the bridge store loads {rows}, the manifest counts {manifest.bridge_rows}"
+                )
+        report.checks.append(_ok("bridge store loads", ", ".join(f"{t} {n}" for t, n in rows.items())))
+        with step("verify", "n8n starts and is ready", progress):
+            copy.n8n_cli(
+                "unpublish:workflow", "--all", what="n8n could not unpublish the drill copy's workflows"
+            )
+            seconds = copy.serve_n8n()
+        report.checks.append(_ok("n8n starts and is ready", f"ready after {seconds:.1f} s on 127.0.0.1"))
 
 
 def _compare_workflows(exported: list[dict[str, Any]], expected: dict[str, Any]) -> None:
@@ -151,39 +140,6 @@ def _compare_workflows(exported: list[dict[str, Any]], expected: dict[str, Any])
             raise N8nctlError(
                 f"workflow {workflow_id} ({entry.name}) is not {'active' if entry.active else 'inactive'}"
             )
-
-
-def _serve_until_ready(settings: Settings, user_folder: Path, log_file: Path) -> float:
-    import httpx
-
-    from n8nctl.adapters.process import background
-    from n8nctl.runtimes.n8n_npm import ensure_n8n, n8n_command, user_folder_env
-    from n8nctl.wait import until
-
-    port, broker = _free_port(), _free_port()
-    env = user_folder_env(user_folder, N8N_PORT=str(port), N8N_RUNNERS_BROKER_PORT=str(broker))
-    command = [*n8n_command(ensure_n8n(settings, lambda message: None)), "start"]
-    started = time.monotonic()
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/healthz/readiness", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    with background(command, log_file=log_file, env=env):
-        if not until(ready, READY_TIMEOUT, interval=0.5):
-            tail = " | ".join(log_file.read_text(errors="replace").splitlines()[-3:])
-            raise N8nctlError(
-                f"n8n did not get ready on the backup within {READY_TIMEOUT:.0f} s", why=tail[-300:]
-            )
-        return time.monotonic() - started
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def as_json(report: DrillReport) -> dict[str, Any]:

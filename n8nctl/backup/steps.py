@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +36,8 @@ def step(operation: str, name: str, progress: Progress) -> Iterator[None]:
         raise
     except N8nctlError as exc:
         raise StepError(operation, name, exc) from None
+    except sqlite3.Error as exc:  # SQLite's messages carry no URL or password ("database or disk is full")
+        raise StepError(operation, name, N8nctlError(f"SQLite: {exc}")) from None
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
         cause = N8nctlError(exc.strerror or type(exc).__name__, why=f"{type(exc).__name__}{where}")

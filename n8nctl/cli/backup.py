@@ -28,10 +28,8 @@ def _quiet_option(function: Any) -> Any:
 
 @contextmanager
 def _progress(total: int, *, quiet: bool) -> Iterator[Callable[[str], None]]:
-    """A progress bar on a terminal; step names on stderr otherwise (cron mails them); none with -q."""
-    if quiet:
-        yield lambda name: None
-    elif sys.stderr.isatty():
+    """A progress bar on a terminal, unless quiet; nothing otherwise (cron: stderr is the error line)."""
+    if not quiet and sys.stderr.isatty():
         with click.progressbar(length=total, file=sys.stderr, show_eta=False) as bar:
 
             def advance(name: str) -> None:
@@ -40,7 +38,7 @@ def _progress(total: int, *, quiet: bool) -> Iterator[Callable[[str], None]]:
 
             yield advance
     else:
-        yield lambda name: click.echo(f"  {name}...", err=True)
+        yield lambda name: None
 
 
 def _context() -> tuple[Settings, Runtime]:

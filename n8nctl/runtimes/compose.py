@@ -10,9 +10,11 @@ bridge its own role and database on that server before anything else starts.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
@@ -20,7 +22,17 @@ from n8nctl.adapters.docker import Compose, ContainerState
 from n8nctl.errors import ConfigError, N8nctlError
 from n8nctl.health import probe_services
 from n8nctl.render import render_stack, write_stack
-from n8nctl.runtimes import HEALTH_TIMEOUT, N8nDump, Progress, Runtime, ServiceState, Started
+from n8nctl.runtimes import (
+    HEALTH_TIMEOUT,
+    ActiveStack,
+    N8nDump,
+    Progress,
+    Runtime,
+    ServiceState,
+    Started,
+    free_port,
+    wait_ready,
+)
 from n8nctl.runtimes.n8n_npm import LEAVE_OUT
 
 BASE_SERVICES = ("postgres", "redis", "n8n", "bridge")
@@ -309,21 +321,38 @@ class ComposeRuntime(Runtime):
     def encryption_key(self) -> str:
         return self.settings.n8n_encryption_key.get_secret_value()
 
-    def decrypted_credentials(self) -> int:
-        from n8nctl.runtimes.n8n_npm import count_decrypted
+    def n8n_cli(self, *args: str, what: str) -> str:
+        """In a one-off container of the n8n service: its image, volume and environment (key, database)."""
+        return self.project.run("n8n", list(args), what=what)
 
+    @contextmanager
+    def drill_copy(self, work: Path) -> Iterator[Runtime]:
+        """A compose project of its own (n8nctl-drill-<random>), on free ports, its volumes removed on
+        exit; rendered from the same templates, so the same images and the same n8n version."""
+        name = f"drill-{uuid.uuid4().hex[:8]}"
+        settings = self.settings.model_copy(
+            update={
+                "n8nctl_state_dir": work,
+                "n8nctl_stack": name,
+                "n8n_port": free_port(),
+                "bridge_port": free_port(),
+                "postgres_port": free_port(),
+            }
+        )
+        copy = ComposeRuntime(settings, ActiveStack("compose", name))
+        write_stack(render_stack(settings, runtime="compose", prod=False), copy.folder)
+        copy.write_runtime_env()
         try:
-            output = self.project.run(
-                "n8n",
-                ["export:credentials", "--all", "--decrypted", "--output=/dev/stdout"],
-                what="n8n's credentials do not decrypt",
-            )
-        except N8nctlError as exc:
-            if "No credentials found" in exc.why:
-                return 0
-            exc.why = exc.why.split(": ", 1)[0]  # docker's exit code; never lines of n8n's output
-            raise
-        return count_decrypted(output)
+            yield copy
+        finally:
+            try:
+                copy.project.down(volumes=True)
+            finally:
+                shutil.rmtree(copy.folder, ignore_errors=True)
+
+    def serve_n8n(self) -> float:
+        self.project.up(services=["n8n"])
+        return wait_ready(self.settings)
 
 
 def _ready(service: str, states: Sequence[ServiceState]) -> bool:

@@ -169,30 +169,6 @@ def n8n_cli(settings: Settings, user_folder: Path, *args: str, what: str, fix: s
     return run([*n8n_command(home), *args], what=what, fix=fix, env=user_folder_env(user_folder), timeout=600)
 
 
-def decrypted_credentials(settings: Settings, user_folder: Path) -> int:
-    """How many credentials of the (stopped) instance in `user_folder` decrypt with its own key. n8n
-    writes them decrypted to its stdout, which is parsed here in memory and dropped: nothing with a
-    secret reaches a file, a log or a message."""
-    try:
-        output = n8n_cli(
-            settings,
-            user_folder,
-            "export:credentials",
-            "--all",
-            "--decrypted",
-            "--output=/dev/stdout",
-            what="n8n's credentials do not decrypt",
-            fix="The encryption key in the backup's user folder is not the one its database was written "
-            "with: use another backup, or the user folder that belongs to this database.",
-        )
-    except N8nctlError as exc:
-        if "No credentials found" in exc.why:
-            return 0
-        exc.why = _without_secrets(exc.why)
-        raise
-    return count_decrypted(output)
-
-
 def count_decrypted(output: str) -> int:
     """How many credentials n8n's `export:credentials --decrypted` output holds, each with its data
     decrypted (an object); the output is dropped, never logged."""
@@ -217,11 +193,6 @@ def json_array(output: str) -> list[dict[str, Any]]:
         if isinstance(value, list) and all(isinstance(item, dict) for item in value):
             return value
     raise N8nctlError("n8n exported no readable credential list", fix="See n8n's output with -vv.")
-
-
-def _without_secrets(text: str) -> str:
-    """Keep n8n's error lines, never a line of exported data (it starts with a JSON bracket)."""
-    return " | ".join(part for part in text.split(" | ") if not part.lstrip().startswith(("[", "{", '"')))
 
 
 def migration_of(database: Path) -> str:

@@ -11,21 +11,34 @@ import sqlite3
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from n8nctl.adapters.process import lines, run
+from n8nctl.adapters.process import background, lines, run
 from n8nctl.errors import N8nctlError, NotFoundError
 from n8nctl.health import probe_services
 from n8nctl.render import native_context, render_native, write_stack
-from n8nctl.runtimes import HEALTH_TIMEOUT, N8nDump, Progress, Runtime, ServiceState, Started
+from n8nctl.runtimes import (
+    HEALTH_TIMEOUT,
+    ActiveStack,
+    N8nDump,
+    Progress,
+    Runtime,
+    ServiceState,
+    Started,
+    free_port,
+    wait_ready,
+)
 from n8nctl.runtimes.n8n_npm import (
     DATA_FOLDER,
     LEAVE_OUT,
-    decrypted_credentials,
     ensure_n8n,
     migration_of,
+    n8n_cli,
+    n8n_command,
     node_bin_dir,
+    user_folder_env,
 )
 from n8nctl.wait import until
 
@@ -38,6 +51,7 @@ FAILED = ("FATAL", "BACKOFF", "EXITED")
 class NativeRuntime(Runtime):
     name = "native"
     n8n_database = "sqlite"
+    _cleanup: ExitStack  # a drill copy's: what `serve_n8n` started
 
     @property
     def folder(self) -> Path:
@@ -243,8 +257,31 @@ class NativeRuntime(Runtime):
         except (FileNotFoundError, ValueError, KeyError):
             return self.settings.n8n_encryption_key.get_secret_value()
 
-    def decrypted_credentials(self) -> int:
-        return decrypted_credentials(self.settings, self.n8n_folder)
+    def n8n_cli(self, *args: str, what: str) -> str:
+        return n8n_cli(self.settings, self.n8n_folder, *args, what=what, fix="See n8n's output with -vv.")
+
+    @contextmanager
+    def drill_copy(self, work: Path) -> Iterator[Runtime]:
+        settings = self.settings.model_copy(
+            update={"n8nctl_state_dir": work, "n8n_port": free_port(), "n8n_runners_broker_port": free_port()}
+        )
+        copy = NativeRuntime(settings, ActiveStack("native", "drill"))
+        with ExitStack() as cleanup:
+            copy._cleanup = cleanup
+            yield copy
+
+    def serve_n8n(self) -> float:
+        """n8n alone, outside supervisord, on the copy's ports; stopped when the drill copy closes."""
+        env = user_folder_env(
+            self.n8n_folder,
+            N8N_PORT=str(self.settings.n8n_port),
+            N8N_RUNNERS_BROKER_PORT=str(self.settings.n8n_runners_broker_port),
+        )
+        command = [*n8n_command(ensure_n8n(self.settings, lambda message: None)), "start"]
+        self._cleanup.enter_context(
+            background(command, log_file=self.settings.state_dir / "n8n.log", env=env)
+        )
+        return wait_ready(self.settings)
 
     def stop_for_restore(self) -> None:
         self.down()
