@@ -27,6 +27,7 @@ from n8nctl.workflows import normalize
 from tests.backup.conftest import BUCKET
 from tests.backup.s3_server import SECRET_KEY, S3Server
 from tests.e2e.conftest import Stack
+from tests.e2e.test_n8n_e2e import submit
 from tests.harness import Receiver, free_port, wait_until
 
 pytestmark = pytest.mark.n8n
@@ -87,21 +88,6 @@ def job_count(stack: Stack) -> int:
         store.close()
 
 
-def submit(stack: Stack, receiver: Receiver, workflow_key: str, inputs: dict[str, Any], **extra: Any) -> str:
-    job_id = f"bk-{workflow_key}-{uuid.uuid4().hex[:10]}"
-    body = {
-        "job_id": job_id,
-        "client_id": stack.client.client_id,
-        "workflow_key": workflow_key,
-        "inputs": inputs,
-        "callback_url": receiver.url,
-        "metadata": {"user_id": "u-backup"},
-        **extra,
-    }
-    assert stack.client.submit(body)["status"] == "pending"
-    return job_id
-
-
 def delivered(receiver: Receiver, job_id: str, timeout: float = 90) -> dict[str, Any]:
     return wait_until(
         lambda: next((body for _, body in receiver.calls if body["job_id"] == job_id), None),
@@ -143,7 +129,9 @@ def taken(native_stack: Stack, native_receiver: Receiver, backup_key: str) -> Ta
     stack, receiver = native_stack, native_receiver
     for _ in range(2):
         delivered(receiver, submit(stack, receiver, "tiktok_live_helper", TIKTOK))
-    slow = submit(stack, receiver, "slow_echo", {"seconds": 40}, timeout_seconds=120)
+    # in flight during the backup; after the restore it runs again well within its deadline: the drill
+    # (~30 s) and the restore (~30 s) come first
+    slow = submit(stack, receiver, "slow_echo", {"seconds": 15}, timeout_seconds=120)
     wait_until(lambda: stack.client.status(slow)["status"] == "running", 60, "the slow job to run")
     before = (workflows(stack), finished_executions(stack), audit_rows(stack), job_count(stack))
     started = time.monotonic()
@@ -269,7 +257,7 @@ def test_the_restore_is_audited_and_in_flight_jobs_run_again(
         requeued["details"]["previous_status"] == "running" and requeued["details"]["backup_id"] == taken.id
     )
     result = delivered(native_receiver, taken.slow_job, timeout=120)
-    assert result["status"] == "success" and result["outputs"]["echo"] == {"seconds": 40}
+    assert result["status"] == "success" and result["outputs"]["echo"] == {"seconds": 15}, result
     assert result["execution_id"] != requeued["details"]["previous_execution_id"], "run again, not resumed"
 
 
@@ -285,15 +273,8 @@ def test_restored_credentials_work_in_a_workflow_run(
 def test_restore_refuses_a_backup_whose_key_is_not_the_configured_one(
     native_stack: Stack, taken: Taken, restored: subprocess.CompletedProcess[str]
 ) -> None:
-    env = {**native_stack.env, "N8N_ENCRYPTION_KEY": "another-key-" + uuid.uuid4().hex}
-    done = subprocess.run(
-        [*restore_command(taken.id)],
-        env=env,
-        cwd=native_stack.project,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    done = native_stack.cli(
+        "restore", taken.id, env={"N8N_ENCRYPTION_KEY": "another-key-" + uuid.uuid4().hex}
     )
     assert done.returncode == 2, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
@@ -302,12 +283,6 @@ def test_restore_refuses_a_backup_whose_key_is_not_the_configured_one(
         and "--force" in done.stderr
     )
     assert native_stack.cli("status").returncode == 0, "nothing was stopped"
-
-
-def restore_command(backup_id: str) -> list[str]:
-    from tests.e2e.conftest import BIN
-
-    return [str(BIN / "n8nctl"), "restore", backup_id]
 
 
 def test_s3_upload_list_verify_and_restore(
@@ -386,33 +361,25 @@ def test_prune_deletes_old_executions_through_the_api(
     from n8nctl.backup.prune import FINISHED
 
     stack = native_stack
-    count = sum(e["status"] in FINISHED for e in api(stack, "executions?limit=250")["data"])
+
+    def finished() -> int:
+        return sum(e["status"] in FINISHED for e in api(stack, "executions?limit=250")["data"])
+
+    count = finished()
     assert count >= 3
-    dry = json.loads(run_cli(stack, stack.env, "prune", "--dry-run", "--json").stdout)
+    dry = json.loads(ok(stack.cli("prune", "--dry-run", "--json")).stdout)
     assert (dry["dry_run"], dry["executions"]) == (True, 0), "none is 336 hours old"
-    everything = {**stack.env, "N8NCTL_PRUNE_EXECUTIONS_HOURS": "0"}  # every finished execution is old
-    dry = json.loads(run_cli(stack, everything, "prune", "--dry-run", "--json").stdout)
-    assert dry["executions"] == count and len(finished_executions(stack)) == count
+    everything = {"N8NCTL_PRUNE_EXECUTIONS_HOURS": "0"}  # every finished execution is old
+    dry = json.loads(ok(stack.cli("prune", "--dry-run", "--json", env=everything)).stdout)
+    assert dry["executions"] == count and finished() == count
     started = time.monotonic()
-    report = json.loads(run_cli(stack, everything, "prune", "--json").stdout)
+    report = json.loads(ok(stack.cli("prune", "--json", env=everything)).stdout)
     MEASURED["prune_executions"] = {"count": count, "seconds": round(time.monotonic() - started, 2)}
-    assert report["executions"] == count and finished_executions(stack) == {}
-    assert not [e for e in api(stack, "executions?limit=250")["data"] if e["status"] in FINISHED]
+    assert report["executions"] == count and finished() == 0
     assert set(report["seconds"]) == {"n8n executions", "audit trail", "backups", "images"}
 
 
-def run_cli(stack: Stack, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    from tests.e2e.conftest import BIN
-
-    done = subprocess.run(
-        [str(BIN / "n8nctl"), *args],
-        env=env,
-        cwd=stack.project,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+def ok(done: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
     assert done.returncode == 0, done.stderr
     return done
 
@@ -429,17 +396,7 @@ def test_failures_exit_non_zero_name_the_step_and_leave_nothing(
     before = sorted(p.name for p in backups.iterdir())
 
     def fails(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-        from tests.e2e.conftest import BIN
-
-        done = subprocess.run(
-            [str(BIN / "n8nctl"), *args],
-            env={**stack.env, **env},
-            cwd=stack.project,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
+        done = stack.cli(*args, env=env, timeout=600)
         assert done.returncode != 0, done.stdout
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert_no_secret([done.stdout, done.stderr], secrets_of(stack, backup_key))

@@ -53,10 +53,13 @@ class Stack:
     client: BridgeClient
     up_output: str
 
-    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`n8nctl ARGS` in the project; `env` adds to (or overrides) the stack's environment."""
         return subprocess.run(
             [str(BIN / "n8nctl"), *args],
-            env=self.env,
+            env={**self.env, **(env or {})},
             cwd=self.project,
             capture_output=True,
             text=True,

@@ -15,22 +15,9 @@ from n8nctl.store import Store
 from n8nctl.store.core import utcnow
 from n8nctl.store.schema import audit_events, deliveries, jobs, switches
 from n8nctl.store.snapshot import RESTORE_DEADLINE_PASSED, DumpError
-from tests.store.test_store import count, new_job
+from tests.store.test_store import count, new_job, store, store_url
 
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store_url(request, tmp_path):
-    if request.param == "postgres":
-        return request.getfixturevalue("postgres_url")
-    return f"sqlite:///{tmp_path / 'bridge.db'}"
-
-
-@pytest.fixture
-def store(store_url):
-    store = Store(store_url)
-    store.migrate()
-    yield store
-    store.close()
+__all__ = ["store", "store_url"]  # the fixtures, on both engines
 
 
 def finish(store: Store, job_id: str) -> None:
