@@ -132,6 +132,7 @@ def _write(
             id=backup_id,
             runtime=runtime.name,
             stack=runtime.stack.name,
+            prod=runtime.stack.prod,
             n8nctl_version=__version__,
             n8n_version=settings.n8n_version,
             n8n_database=runtime.n8n_database,

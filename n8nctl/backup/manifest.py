@@ -60,6 +60,7 @@ class Manifest(BaseModel):
     id: str
     runtime: Literal["compose", "native"]
     stack: str
+    prod: bool = False  # compose: the prod stack (queue mode)
     n8nctl_version: str
     n8n_version: str
     n8n_database: Literal["sqlite", "postgres"]

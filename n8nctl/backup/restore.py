@@ -14,6 +14,7 @@ from typing import Any
 
 from n8nctl.backup.catalog import Opened, open_backup
 from n8nctl.backup.create import STATE_FILES
+from n8nctl.backup.manifest import Manifest
 from n8nctl.backup.steps import Progress, StepError, exclusive, step
 from n8nctl.envfile import write_private
 from n8nctl.errors import ConfigError, N8nctlError
@@ -65,9 +66,19 @@ def refusals(settings: Settings, runtime: Runtime, opened: Opened) -> list[str]:
     return found
 
 
+def runtime_for(settings: Settings, manifest: Manifest) -> Runtime:
+    """The stack `up` recorded here; on a host where none was (disaster recovery), the one the backup
+    was taken of: its runtime, stack name and kind."""
+    from n8nctl.runtimes import ActiveStack, active, create
+
+    if (settings.state_dir / "stack.json").exists():
+        return create(settings, active(settings))
+    stack = ActiveStack(manifest.runtime, manifest.stack, prod=manifest.prod, workers=settings.n8nctl_workers)
+    return create(settings, stack)
+
+
 def restore(
     settings: Settings,
-    runtime: Runtime,
     ref: str,
     *,
     dry_run: bool,
@@ -83,6 +94,7 @@ def restore(
         with step("restore", "open backup", progress):
             opened = open_backup(settings, ref, Path(scratch))
         manifest = opened.manifest
+        runtime = runtime_for(settings, manifest)
         report = RestoreReport(
             manifest.id, opened.source, refusals(settings, runtime, opened), list(PLAN), dry_run
         )
@@ -140,6 +152,9 @@ def _apply(
             if count != manifest.credentials:
                 raise N8nctlError(f"{count} credential(s) decrypt, the backup counted {manifest.credentials}")
         with step("restore", "start the stack", progress):
+            from n8nctl.runtimes import remember
+
+            remember(settings, runtime.stack)
             runtime.start(progress)
         with step("restore", "check workflows", progress):
             _check_workflows(settings, manifest.workflows)

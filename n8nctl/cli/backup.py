@@ -257,10 +257,10 @@ def restore(backup_ref: str, dry_run: bool, force: bool, actor: str, as_json: bo
     """
     from n8nctl.backup.restore import restore as run_restore
 
-    settings, runtime = _context()
+    settings = settings_from_env()
     with _progress(10, quiet=as_json) as progress:
         report = run_restore(
-            settings, runtime, backup_ref, dry_run=dry_run, force=force, actor=actor, progress=progress
+            settings, backup_ref, dry_run=dry_run, force=force, actor=actor, progress=progress
         )
     if as_json:
         emit(asdict(report), as_json=True)
