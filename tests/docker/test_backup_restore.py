@@ -48,6 +48,7 @@ def snapshot(stack: ComposeStack) -> dict[str, Any]:
     return {"workflows": workflows, "executions": executions, "audit": audit}
 
 
+@pytest.mark.timeout(1500)  # a backup, a drill in a compose project of its own, a restore: minutes
 def test_compose_backup_verify_destroy_restore(stack: ComposeStack, receiver: Receiver) -> None:
     client = stack.client()
     jobs = [stack.job(receiver) for _ in range(2)]
