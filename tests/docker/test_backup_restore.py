@@ -63,6 +63,7 @@ def test_compose_backup_verify_destroy_restore(stack: ComposeStack, receiver: Re
     MEASURED["backup_seconds"] = round(time.monotonic() - started, 1)
     assert done.returncode == 0, done.stderr
     line = json.loads(done.stdout)
+    MEASURED["backup_bytes"] = line["size"]
     manifest = json.loads((stack.project / "backups" / line["id"] / "manifest.json").read_text())
     assert (manifest["runtime"], manifest["n8n_database"]) == ("compose", "postgres")
     assert {f["path"] for f in manifest["files"]} >= {"n8n/database.pgdump", "n8n/user-folder.tar"}
