@@ -4,14 +4,14 @@ bootstrapped and the registry's workflows imported), `down`, and `status` as typ
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from n8nctl.adapters.n8n_api import N8nApi
-from n8nctl.bootstrap import bootstrap
 from n8nctl.health import probe_services
-from n8nctl.registry import load_registry
 from n8nctl.runtimes import ActiveStack, Progress, create, current, forget, remember
 from n8nctl.settings import Settings
-from n8nctl.workflows import Outcome, WorkflowSync
+
+if TYPE_CHECKING:
+    from n8nctl.workflows import Outcome
 
 
 @dataclass
@@ -44,6 +44,12 @@ class StatusRow:
 
 
 def up(settings: Settings, stack: ActiveStack, progress: Progress) -> UpReport:
+    # here, not at the top: `status` and `down` need none of it (a cold `status` stays under 1 s)
+    from n8nctl.adapters.n8n_api import N8nApi
+    from n8nctl.bootstrap import bootstrap
+    from n8nctl.registry import load_registry
+    from n8nctl.workflows import WorkflowSync
+
     registry = load_registry(settings.registry_path)
     runtime = create(settings, stack)
     remember(settings, stack)  # first: `down` then finds a stack that failed to come up

@@ -3,8 +3,8 @@
 Our own engine never touches the system's: its own socket, data root, exec root and pidfile; its own
 bridge interface and address pools in 10.231.0.0/16 (a /19 per slot); no iptables rules of dockerd's
 (`--iptables=false`), only the three rules it needs, tagged with a comment and removed when it stops.
-Slots are claimed with a lock file, so two test runs on one host get two engines; each slot keeps its
-data root under ~/.cache/n8nctl, so images built once are found by the next run on the same machine.
+Slots are claimed with a lock file in /run, so two test runs on one host get two engines; each slot
+keeps its data root under ~/.cache/n8nctl, so images built once are found by the next run there.
 """
 
 from __future__ import annotations
@@ -113,7 +113,8 @@ def own(cache: Path) -> Engine:
     root = cache / "docker-engine"
     root.mkdir(parents=True, exist_ok=True)
     for slot in range(SLOTS):
-        lock = (root / f"slot-{slot}.lock").open("w")
+        # the lock is the host's, not the cache's: a slot's socket, bridge and addresses are the host's
+        lock = Path(f"/run/n8nctl-test-docker-{slot}.lock").open("w")  # noqa: SIM115 (held: the lock)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -3,6 +3,7 @@ subprocess with its log, and FlowBiz's callback receiver."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -17,11 +18,15 @@ from typing import Any, TypeVar
 
 import httpx
 import uvicorn
+from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from n8nctl.bootstrap import hmac_text
+from n8nctl.settings import Settings
 
 T = TypeVar("T")
 
@@ -55,6 +60,37 @@ def free_port() -> int:
 def clean_env() -> dict[str, str]:
     """This process's environment without any n8nctl setting, so a developer's shell cannot leak in."""
     return {k: v for k, v in os.environ.items() if not k.startswith(("N8NCTL_", "BRIDGE_", "N8N_"))}
+
+
+def secret_values(settings: Settings) -> dict[str, str]:
+    """Every secret of a stack by name, in each form it could leak in: the value, the key inside a
+    whsec_ secret (base64 and raw bytes), n8n's hmacSecret text and the n8n API key."""
+    values = {
+        name: field.get_secret_value()
+        for name, field in settings
+        if isinstance(field, SecretStr) and field.get_secret_value()
+    }
+    for name, value in list(values.items()):
+        if value.startswith(("whsec_", "flowbiz:whsec_")):
+            encoded = value.rsplit("whsec_", 1)[1]
+            values[f"{name} (key)"] = encoded
+            values[f"{name} (bytes)"] = base64.b64decode(encoded).hex()
+    values["n8n hmacSecret"] = hmac_text(settings)
+    values["n8n API key"] = settings.n8n_api_key_value()
+    return values
+
+
+def n8nctl(*args: str, env: dict[str, str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    """The n8nctl CLI of this checkout as a subprocess (as an operator runs it), output captured."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "n8nctl"), *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def http_status(url: str) -> int | None:

@@ -72,6 +72,11 @@ class Runtime(ABC):
         self.settings, self.stack = settings, stack
 
     @property
+    def folder(self) -> Path:
+        """stacks/<name>/: the files `up` renders for this stack."""
+        return self.settings.stack_dir(self.stack.name)
+
+    @property
     @abstractmethod
     def services(self) -> tuple[str, ...]:
         """The services this stack runs, by the names `logs`, `stop_service` and `start_service` take."""

@@ -49,10 +49,6 @@ class ComposeRuntime(Runtime):
     n8n_database = "postgres"
 
     @property
-    def folder(self) -> Path:
-        return self.settings.stack_dir(self.stack.name)
-
-    @property
     def services(self) -> tuple[str, ...]:
         return (*BASE_SERVICES, WORKER) if self.stack.prod else BASE_SERVICES
 

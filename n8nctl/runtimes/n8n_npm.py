@@ -8,6 +8,7 @@ does not find its own lib), `--ignore-scripts` (a Kafka client would try to buil
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -70,6 +71,15 @@ def ensure_n8n(settings: Settings, progress: Callable[[str], None]) -> Path:
     home = n8n_home(settings)
     if (home / READY).exists():
         return home
+    home.parent.mkdir(parents=True, exist_ok=True)
+    with home.with_name(home.name + ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another `up` (or test run) installing the same version: wait
+        if (home / READY).exists():
+            return home
+        return _install(settings, home, progress)
+
+
+def _install(settings: Settings, home: Path, progress: Callable[[str], None]) -> Path:
     partial = home.with_name(home.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)

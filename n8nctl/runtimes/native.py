@@ -54,10 +54,6 @@ class NativeRuntime(Runtime):
     _cleanup: ExitStack  # a drill copy's: what `serve_n8n` started
 
     @property
-    def folder(self) -> Path:
-        return self.settings.stack_dir(self.stack.name)
-
-    @property
     def conf(self) -> Path:
         return self.folder / "supervisord.conf"
 

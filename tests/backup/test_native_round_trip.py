@@ -28,7 +28,7 @@ from tests.backup.conftest import BUCKET
 from tests.backup.s3_server import SECRET_KEY, S3Server
 from tests.e2e.conftest import Stack
 from tests.e2e.test_n8n_e2e import submit
-from tests.harness import Receiver, free_port, wait_until
+from tests.harness import Receiver, free_port, secret_values, wait_until
 
 pytestmark = pytest.mark.n8n
 MEASURED: dict[str, Any] = {}  # printed at the end: the numbers the RUNBOOK quotes
@@ -100,21 +100,11 @@ TIKTOK = {"stream_id": "s1", "comments": [{"user": "ana", "text": "hello, this i
 
 
 def secrets_of(stack: Stack, backup_key: str) -> list[str]:
-    settings = stack.settings
-    values = [
-        settings.n8n_owner_password.get_secret_value(),
-        settings.n8n_api_key_value(),
-        settings.bridge_callback_signing_secret.get_secret_value(),
-        settings.bridge_n8n_webhook_token.get_secret_value(),
-        settings.bridge_n8n_callback_secret.get_secret_value(),
-        backup_key,
-        SECRET_KEY,
-    ]
+    """The stack's secrets in every form (tests/harness.py), the backup key and S3's secret key among
+    them (settings of this stack), and the encryption key n8n keeps in its user folder."""
     config = stack.settings.state_dir / "n8n" / ".n8n" / "config"
-    values.append(json.loads(config.read_text())["encryptionKey"])
-    values += [
-        s for _, s in [e.split(":", 1) for e in settings.bridge_client_secrets.get_secret_value().split(",")]
-    ]
+    values = [*secret_values(stack.settings).values(), json.loads(config.read_text())["encryptionKey"]]
+    assert backup_key in values and SECRET_KEY in values
     return [v for v in values if v]
 
 

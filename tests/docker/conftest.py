@@ -9,11 +9,10 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,10 +25,9 @@ from n8nctl.envfile import write_env
 from n8nctl.settings import Settings
 from tests import stand_ins
 from tests.docker_engine import Engine, EngineUnavailable, external, own
-from tests.harness import Receiver, clean_env, free_port, wait_until
+from tests.harness import Receiver, clean_env, free_port, n8nctl, wait_until
 
 PROJECT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 SKIP_ENV = "N8NCTL_TEST_SKIP_DOCKER"
 OFFICIAL_ENV = "N8NCTL_TEST_OFFICIAL_IMAGES"  # with registry access: run the tier on the official images
 # what `n8nctl up` needs of a checkout: the bridge image's build context and the stack's sources
@@ -38,12 +36,20 @@ CHECKOUT_FOLDERS = ("n8nctl", "workflows", "templates", "nginx")
 UP_TIMEOUT = 1200  # a cold engine builds the bridge image (pip from PyPI) on the first `up`
 
 
-def _log(message: str) -> None:
-    print(f"[docker tier] {message}", file=sys.stderr, flush=True)
+@pytest.fixture(scope="session")
+def say(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """A line on pytest's terminal, not captured: engine and image build times show in CI's log."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+
+    def write(message: str) -> None:
+        if reporter is not None:
+            reporter.write_line(f"[docker tier] {message}")
+
+    return write
 
 
 @pytest.fixture(scope="session")
-def docker_engine() -> Iterator[Engine]:
+def docker_engine(say: Callable[[str], None]) -> Iterator[Engine]:
     cache = Settings(_env_file=None).n8nctl_cache_dir  # type: ignore[call-arg]
     started = time.monotonic()
     try:
@@ -54,13 +60,13 @@ def docker_engine() -> Iterator[Engine]:
         if os.environ.get(SKIP_ENV) == "1":
             pytest.skip(f"{reason}; skipped because {SKIP_ENV}=1")
         pytest.fail(reason, pytrace=False)
-    _log(f"engine at {engine.host} in {time.monotonic() - started:.1f} s")
+    say(f"engine at {engine.host} in {time.monotonic() - started:.1f} s")
     yield engine
     engine.stop()
 
 
 @pytest.fixture(scope="session")
-def images(docker_engine: Engine) -> dict[str, str]:
+def images(docker_engine: Engine, say: Callable[[str], None]) -> dict[str, str]:
     """The stand-ins, built (or found in the cached engine); the n8n one from the native runtime's
     cached install, installed first when the cache is cold."""
     from n8nctl.runtimes.n8n_npm import ensure_n8n, node_bin_dir
@@ -69,11 +75,11 @@ def images(docker_engine: Engine) -> dict[str, str]:
         return {}  # the projects keep the default images, which the engine pulls from their registries
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     started = time.monotonic()
-    home = ensure_n8n(settings, _log)
+    home = ensure_n8n(settings, say)
     stand_ins.build_all(
-        docker_engine, n8n_home=home, node=node_bin_dir() / "node", n8n_version=settings.n8n_version, log=_log
+        docker_engine, n8n_home=home, node=node_bin_dir() / "node", n8n_version=settings.n8n_version, log=say
     )
-    _log(f"stand-in images ready in {time.monotonic() - started:.0f} s")
+    say(f"stand-in images ready in {time.monotonic() - started:.0f} s")
     return stand_ins.stand_in_settings()
 
 
@@ -95,15 +101,7 @@ class ComposeStack:
         return self.settings.stack_name(prod=self.prod)
 
     def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(BIN / "n8nctl"), *args],
-            env=self.env,
-            cwd=self.project,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        return n8nctl(*args, env=self.env, cwd=self.project, timeout=timeout)
 
     def cli_json(self, *args: str) -> Any:
         done = self.cli(*args, "--json")
@@ -184,6 +182,14 @@ class ComposeStack:
             timeout=10,
         )
         return response.raise_for_status().json()
+
+
+@pytest.fixture(scope="module")
+def receiver(stack: ComposeStack) -> Iterator[Receiver]:
+    """FlowBiz's receiver for the module's `stack`."""
+    receiver = stack.receiver()
+    yield receiver
+    receiver.stop()
 
 
 def make_stack(engine: Engine, images: dict[str, str], *, prod: bool) -> ComposeStack:

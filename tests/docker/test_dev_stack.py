@@ -4,6 +4,7 @@ POSTGRES_PASSWORD meeting the old volume."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 
@@ -12,7 +13,7 @@ import pytest
 from tests.conftest import CALLBACK_KEYS
 from tests.docker.conftest import ComposeStack, make_stack, remove_stack
 from tests.docker_engine import Engine
-from tests.harness import Receiver
+from tests.harness import Receiver, secret_values
 
 pytestmark = pytest.mark.docker
 
@@ -24,13 +25,6 @@ def stack(docker_engine: Engine, images: dict[str, str]) -> Iterator[ComposeStac
         yield stack
     finally:
         remove_stack(stack)
-
-
-@pytest.fixture(scope="module")
-def receiver(stack: ComposeStack) -> Iterator[Receiver]:
-    receiver = stack.receiver()
-    yield receiver
-    receiver.stop()
 
 
 @pytest.fixture(scope="module")
@@ -113,12 +107,34 @@ def test_down_then_up_keeps_the_data(stack: ComposeStack, first_up: str, receive
     assert stack.cli("status").returncode == 1
     again = stack.up("--json")
     assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)
+    assert (report["runtime"], report["started"], report["unchanged"]) == ("compose", True, False)
+    assert {w["workflow_key"]: w["result"] for w in report["workflows"]}["tiktok_live_helper"] == "unchanged"
     assert "created the n8n owner" not in again.stderr, "n8n's database survived in its volume"
     assert stack.n8n_api(f"executions/{execution_id}")["id"] == execution_id
     assert client.status(job["job_id"])["status"] == "success", "the job store survived"
     second = stack.job(receiver)
     client.submit(second)
     assert stack.delivered(receiver, {second["job_id"]})[second["job_id"]]["status"] == "success"
+
+
+def test_no_secret_in_container_logs_rendered_files_or_output(stack: ComposeStack, first_up: str) -> None:
+    status = stack.cli("status")
+    places = {
+        "n8nctl up output": first_up,
+        "n8nctl status output": status.stdout + status.stderr,
+        "container logs": stack.compose("logs", "--no-color"),
+    }
+    for path in sorted((stack.project / "stacks").rglob("*")):
+        if path.is_file():
+            places[str(path.relative_to(stack.project))] = path.read_text()
+    places["compose.env"] = (stack.project / ".n8nctl" / "compose.env").read_text()
+    secrets = secret_values(stack.settings)
+    assert len(secrets) >= 10, secrets.keys()
+    leaks = [
+        (name, place) for name, value in secrets.items() for place, text in places.items() if value in text
+    ]
+    assert leaks == []
 
 
 def test_a_new_postgres_password_meets_the_old_volume_with_a_clear_error(

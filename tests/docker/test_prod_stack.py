@@ -34,13 +34,6 @@ def stack(docker_engine: Engine, images: dict[str, str]) -> Iterator[ComposeStac
         remove_stack(stack)
 
 
-@pytest.fixture(scope="module")
-def receiver(stack: ComposeStack) -> Iterator[Receiver]:
-    receiver = stack.receiver()
-    yield receiver
-    receiver.stop()
-
-
 def run_jobs(stack: ComposeStack, receiver: Receiver, count: int) -> dict[str, dict[str, Any]]:
     client = stack.client()
     jobs = [stack.job(receiver) for _ in range(count)]

@@ -21,7 +21,7 @@ import pytest
 
 from n8nctl.adapters.bridge_client import BridgeClient
 from n8nctl.settings import Settings
-from tests.harness import Receiver, clean_env, free_port
+from tests.harness import Receiver, clean_env, free_port, n8nctl
 
 PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -57,15 +57,7 @@ class Stack:
         self, *args: str, timeout: float = 120, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
         """`n8nctl ARGS` in the project; `env` adds to (or overrides) the stack's environment."""
-        return subprocess.run(
-            [str(BIN / "n8nctl"), *args],
-            env={**self.env, **(env or {})},
-            cwd=self.project,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        return n8nctl(*args, env={**self.env, **(env or {})}, cwd=self.project, timeout=timeout)
 
     def cli_json(self, *args: str) -> Any:
         done = self.cli(*args, "--json")

@@ -3,32 +3,12 @@ of the stack appears in its logs, its rendered config, its state files or what n
 
 from __future__ import annotations
 
-import base64
-
 import pytest
-from pydantic import SecretStr
 
-from n8nctl.bootstrap import hmac_text
 from tests.e2e.conftest import Stack
+from tests.harness import secret_values
 
 pytestmark = pytest.mark.n8n
-
-
-def secret_values(stack: Stack) -> dict[str, str]:
-    settings = stack.settings
-    values = {
-        name: field.get_secret_value()
-        for name, field in settings
-        if isinstance(field, SecretStr) and field.get_secret_value()
-    }
-    for name, value in list(values.items()):
-        if value.startswith(("whsec_", "flowbiz:whsec_")):  # also the key inside, raw and base64
-            encoded = value.rsplit("whsec_", 1)[1]
-            values[f"{name} (key)"] = encoded
-            values[f"{name} (bytes)"] = base64.b64decode(encoded).hex()
-    values["n8n hmacSecret"] = hmac_text(settings)
-    values["n8n API key"] = settings.n8n_api_key_value()
-    return values
 
 
 def test_no_secret_in_logs_rendered_files_state_or_output(stack: Stack) -> None:
@@ -50,7 +30,7 @@ def test_no_secret_in_logs_rendered_files_state_or_output(stack: Stack) -> None:
     for path in files:
         places[str(path.relative_to(stack.project))] = path.read_text(errors="replace")
     assert len(places) > 8, places.keys()
-    secrets = secret_values(stack)
+    secrets = secret_values(stack.settings)
     assert len(secrets) >= 8, secrets.keys()
     leaks = [
         (name, place) for name, value in secrets.items() for place, text in places.items() if value in text

@@ -15,6 +15,7 @@ from n8nctl.runtimes.n8n_npm import pinned_version
 from n8nctl.settings import Settings
 from tests.conftest import PROJECT
 from tests.render.compose_checks import bind_sources, host_ip, merged
+from tests.render.conftest import GOLDEN_PROJECT
 
 SCHEMA = PROJECT.parent / "shared" / "reference" / "compose-spec.json"
 N8N_SERVICES = ("n8n", "n8n-worker")
@@ -146,3 +147,14 @@ def test_no_secret_value_is_written_into_any_rendered_file(settings_of):
 def test_prod_has_no_native_variant(settings_of):
     with pytest.raises(ConfigError, match="compose runtime only"):
         render_stack(settings_of(), runtime="native", prod=True)
+
+
+def test_the_stack_name_names_the_compose_project_so_two_prod_stacks_can_share_an_engine(settings_of):
+    default = yaml.safe_load(render_stack(settings_of(), runtime="compose", prod=True)["compose.yaml"])
+    second = yaml.safe_load(
+        render_stack(settings_of(n8nctl_stack="second"), runtime="compose", prod=True)["compose.yaml"]
+    )
+    assert (default["name"], second["name"]) == ("n8nctl-prod", "n8nctl-second")
+    dev = yaml.safe_load(render_stack(settings_of(), runtime="compose", prod=False)["compose.yaml"])
+    assert dev["name"] == "n8nctl-dev"
+    assert settings_of(n8nctl_stack="second").stack_dir("second") == GOLDEN_PROJECT / "stacks" / "second"
