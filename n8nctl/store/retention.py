@@ -20,7 +20,7 @@ from n8nctl.store.core import StoreBase, utcnow
 from n8nctl.store.schema import audit_events, deliveries, jobs
 
 FINAL = ("success", "failed", "cancelled")
-BATCH = 5000
+BATCH = 1000
 
 
 @dataclass
@@ -45,18 +45,24 @@ class Retention(StoreBase):
 
     def expired_events(self, days: int, now: datetime) -> sa.Select[tuple[int]]:
         cutoff = now - timedelta(days=days)
-        return sa.select(audit_events.c.id).where(
-            audit_events.c.retention_days == days, audit_events.c.at < cutoff
+        return (
+            sa.select(audit_events.c.id)
+            .where(audit_events.c.retention_days == days, audit_events.c.at < cutoff)
+            .order_by(audit_events.c.at)  # the index's order: a batch is its first entries, no sort
         )
 
     def expired_jobs(self, days: int, now: datetime) -> sa.Select[tuple[str]]:
         cutoff = now - timedelta(days=days)
         remaining = sa.select(audit_events.c.id).where(audit_events.c.job_id == jobs.c.job_id)
-        return sa.select(jobs.c.job_id).where(
-            jobs.c.retention_days == days,
-            jobs.c.completed_at < cutoff,
-            jobs.c.status.in_(FINAL),
-            ~remaining.exists(),
+        return (
+            sa.select(jobs.c.job_id)
+            .where(
+                jobs.c.retention_days == days,
+                jobs.c.completed_at < cutoff,
+                jobs.c.status.in_(FINAL),
+                ~remaining.exists(),
+            )
+            .order_by(jobs.c.completed_at)
         )
 
     def prune_audit(
@@ -89,7 +95,7 @@ class Retention(StoreBase):
         total = 0
         while True:
             with self._write() as conn:
-                ids = list(conn.execute(query.order_by(key).limit(batch)).scalars())
+                ids = list(conn.execute(query.limit(batch)).scalars())
                 if not ids:
                     return total
                 if key is jobs.c.job_id:  # a job goes with its callback

@@ -200,13 +200,13 @@ def test_prune_finds_expired_rows_by_index_range_scans(store):
     now = utcnow()
     with store._read() as conn:
         for query in (store.expired_events(90, now), store.expired_jobs(90, now)):
-            statement = query.limit(5000).compile(conn, compile_kwargs={"literal_binds": True})
+            statement = query.limit(1000).compile(conn, compile_kwargs={"literal_binds": True})
             if conn.dialect.name == "sqlite":
                 plan = " | ".join(r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}"))
                 assert re.search(
                     r"SEARCH (audit_events|jobs) USING (COVERING )?INDEX ix_\w+_retention", plan
                 ), plan
-                assert "SCAN" not in plan, plan
+                assert "SCAN" not in plan and "TEMP B-TREE" not in plan, plan  # no sort of what matches
             else:
                 conn.exec_driver_sql("SET enable_seqscan = off")  # tiny tables: ask what it would use
                 plan = " | ".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {statement}"))
