@@ -248,7 +248,11 @@ def test_the_restore_is_audited_and_in_flight_jobs_run_again(
     )
     result = delivered(native_receiver, taken.slow_job, timeout=120)
     assert result["status"] == "success" and result["outputs"]["echo"] == {"seconds": 15}, result
-    assert result["execution_id"] != requeued["details"]["previous_execution_id"], "run again, not resumed"
+    after = [e["action"] for e in stack.audit(taken.slow_job)]
+    assert "dispatched" in after[after.index("requeued_after_restore") :], (
+        "dispatched again after the restore"
+    )
+    assert result["outputs"]["waited_ms"] >= 15000, "a whole new run, not the one the restore cut short"
 
 
 def test_restored_credentials_work_in_a_workflow_run(
