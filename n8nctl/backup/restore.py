@@ -182,14 +182,24 @@ def _details(report: RestoreReport, taken_at: Any) -> dict[str, Any]:
 
 
 def _check_workflows(settings: Settings, expected: dict[str, Any]) -> None:
-    """Every workflow of the backup is in n8n again, active exactly when it was."""
+    """Every workflow of the backup is in n8n again, active exactly when it was, and n8n routes the
+    webhooks of the registry's active ones (as after `up`: a job dispatched before would get 404)."""
     from n8nctl.adapters.n8n_api import N8nApi
+    from n8nctl.registry import load_registry
+    from n8nctl.workflows import WorkflowSync
 
     api = N8nApi(settings.n8n_url, api_key=settings.n8n_api_key_value())
     try:
         found = {str(w["id"]): bool(w.get("active")) for w in api.workflows()}
+        wrong = [f"{e.name} ({i})" for i, e in expected.items() if found.get(i) != e.active]
+        if wrong:
+            raise N8nctlError(
+                f"workflows not as in the backup: {', '.join(wrong)}", fix="n8nctl workflows list."
+            )
+        sync = WorkflowSync(settings, load_registry(settings.registry_path), api)
+        for key in sync.registry.workflows:
+            instance = sync.instance(key)
+            if instance is not None and instance.get("active"):
+                sync.wait_for_webhook(key, registered=True, timeout=60)
     finally:
         api.close()
-    wrong = [f"{e.name} ({i})" for i, e in expected.items() if found.get(i) != e.active]
-    if wrong:
-        raise N8nctlError(f"workflows not as in the backup: {', '.join(wrong)}", fix="n8nctl workflows list.")

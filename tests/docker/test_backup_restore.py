@@ -103,3 +103,21 @@ def test_compose_backup_verify_destroy_restore(stack: ComposeStack, receiver: Re
     assert result["status"] == "success", "the restored credentials run the workflow and sign its result"
     assert not receiver.rejected
     print(f"\nMEASURED compose {json.dumps(MEASURED)}")
+
+
+def test_prune_removes_dangling_images_on_compose(stack: ComposeStack, tmp_path) -> None:
+    """An image rebuilt under the same tag leaves the old one dangling: prune counts it, then removes it."""
+    from tests.stand_ins import BASE
+
+    for layer in ("first", "second"):
+        (tmp_path / "Dockerfile").write_text(f"FROM {BASE}\nRUN echo {layer} > /layer\n")
+        stack.engine.docker("build", "-q", "-t", "n8nctl-test/prune-me:1", str(tmp_path))
+    dangling = stack.engine.docker("images", "-q", "-f", "dangling=true").split()
+    assert dangling
+    dry = stack.cli_json("prune", "--dry-run")
+    assert dry["images"] == len(dangling) and dry["dry_run"] is True
+    assert stack.engine.docker("images", "-q", "-f", "dangling=true").split() == dangling
+    done = stack.cli_json("prune")
+    assert done["images"] == len(dangling)
+    assert stack.engine.docker("images", "-q", "-f", "dangling=true").split() == []
+    stack.engine.docker("rmi", "n8nctl-test/prune-me:1")
