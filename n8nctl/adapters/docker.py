@@ -85,7 +85,7 @@ def dangling_images(host: str | None, *, remove: bool, client_call: Sequence[str
     with docker_errors(
         "listing dangling images failed", "Check that the Docker engine answers: docker info."
     ):
-        ids = [image.id for image in client.image.list(filters={"dangling": True})]
+        ids = [image.id for image in client.image.list(filters=[("dangling", "true")])]
     if remove and ids:
         with docker_errors("removing dangling images failed", "See docker image ls -f dangling=true."):
             client.image.prune()
