@@ -112,12 +112,16 @@ def test_prune_removes_dangling_images_on_compose(stack: ComposeStack, tmp_path)
     for layer in ("first", "second"):
         (tmp_path / "Dockerfile").write_text(f"FROM {BASE}\nRUN echo {layer} > /layer\n")
         stack.engine.docker("build", "-q", "-t", "n8nctl-test/prune-me:1", str(tmp_path))
-    dangling = stack.engine.docker("images", "-q", "-f", "dangling=true").split()
+
+    def dangling_images() -> set[str]:
+        return set(stack.engine.docker("images", "-q", "-f", "dangling=true").split())
+
+    dangling = dangling_images()
     assert dangling
     dry = stack.cli_json("prune", "--dry-run")
     assert dry["images"] == len(dangling) and dry["dry_run"] is True
-    assert stack.engine.docker("images", "-q", "-f", "dangling=true").split() == dangling
+    assert dangling_images() == dangling, "a dry run removes nothing"
     done = stack.cli_json("prune")
     assert done["images"] == len(dangling)
-    assert stack.engine.docker("images", "-q", "-f", "dangling=true").split() == []
+    assert dangling_images() == set()
     stack.engine.docker("rmi", "n8nctl-test/prune-me:1")
