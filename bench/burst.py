@@ -2,7 +2,7 @@
 
 Needs this project's stack running without a rate limit in the way (the bridge must take the burst):
 
-    BRIDGE_RATE_LIMIT=100000/minute ./scripts/n8nctl up
+    BRIDGE_RATE_LIMIT=100000/minute BRIDGE_ENVIRONMENT=development ./scripts/n8nctl up
     .venv/bin/python bench/burst.py [--jobs 300] [--concurrency 150]
 
 Straight at n8n: `--jobs` POSTs to the tiktok_live_helper webhook, `--concurrency` at a time, 10 s client

@@ -181,6 +181,7 @@ def main() -> None:
             "BRIDGE_CLIENT_SECRETS": f"bench:{secret}",
             "BRIDGE_RATE_LIMIT": "1000000/second",
             "BRIDGE_WORKERS": "false",
+            "BRIDGE_ENVIRONMENT": "development",  # callback_url is on loopback
         }
         registry = json.loads((ROOT / "workflows/registry.json").read_text())
         registry["workflows"]["tiktok_live_helper"]["allowed_clients"] = ["*"]

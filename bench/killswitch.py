@@ -4,7 +4,7 @@ are submitted back to back, against the start time of `n8nctl --version` measure
 Needs the stack of this project running, without a rate limit in the way; kills and revives KEY each
 round:
 
-    BRIDGE_RATE_LIMIT=100000/minute ./scripts/n8nctl up
+    BRIDGE_RATE_LIMIT=100000/minute BRIDGE_ENVIRONMENT=development ./scripts/n8nctl up
     .venv/bin/python bench/killswitch.py [--key tiktok_live_helper] [--rounds 5]
 
 Goal (issue 5): under 1 s to the first rejected job.

@@ -7,8 +7,6 @@ so a second run changes nothing unless a value in `.env` changed.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -25,11 +23,11 @@ CALLBACK_SIGNING = "n8nctl callback signing"
 
 
 def hmac_text(settings: Settings) -> str:
-    """The text n8n's Crypto node uses as HMAC key: what BRIDGE_N8N_CALLBACK_SECRET encodes."""
-    secret = settings.bridge_n8n_callback_secret.get_secret_value()
+    """The text n8n's Crypto node uses as HMAC key: what BRIDGE_N8N_CALLBACK_SECRET's newest secret
+    encodes (during a rotation the bridge still accepts the older ones)."""
     try:
-        return base64.b64decode(secret.removeprefix("whsec_"), validate=True).decode("ascii")
-    except (binascii.Error, UnicodeDecodeError):
+        return settings.n8n_callback_keys.hmac_keys()[0].decode("ascii")
+    except (IndexError, UnicodeDecodeError):
         raise ConfigError(
             "BRIDGE_N8N_CALLBACK_SECRET cannot be used by n8n",
             why="its key is not ASCII text, and n8n's Crypto node takes its HMAC key as text",
@@ -90,19 +88,31 @@ def bootstrap(settings: Settings, api: N8nApi) -> BootstrapReport:
         api.api_key = api.create_api_key("n8nctl")
         write_private(settings.api_key_file, api.api_key + "\n")
         report.changes.append(f"created an n8n API key (stored in {settings.api_key_file}, mode 0600)")
+    report.credential_ids = sync_credentials(settings, api, report.changes)
+    return report
+
+
+def sync_credentials(
+    settings: Settings, api: N8nApi, changes: list[str], *, only: tuple[str, ...] | None = None
+) -> dict[str, str]:
+    """Create or update the credentials the templates use from `.env` (those in `only`, default
+    all); returns their ids by name and appends what changed to `changes`."""
     state = _state(settings)
     existing = {c["name"]: c["id"] for c in api.credentials()}
+    ids: dict[str, str] = {}
     for name, (type_, data) in credential_specs(settings).items():
+        if only is not None and name not in only:
+            continue
         fingerprint = _fingerprint(type_, data)
         known = state["credentials"].get(name, {})
         credential_id = existing.get(name)
         if credential_id is None:
             credential_id = api.create_credential(name, type_, data)
-            report.changes.append(f"created the n8n credential {name!r}")
+            changes.append(f"created the n8n credential {name!r}")
         elif known.get("fingerprint") != fingerprint or known.get("id") != credential_id:
             api.update_credential(credential_id, data)
-            report.changes.append(f"updated the n8n credential {name!r} from .env")
+            changes.append(f"updated the n8n credential {name!r} from .env")
         state["credentials"][name] = {"id": credential_id, "fingerprint": fingerprint}
-        report.credential_ids[name] = credential_id
+        ids[name] = credential_id
     write_private(_state_file(settings), json.dumps(state, indent=2) + "\n")
-    return report
+    return ids

@@ -59,6 +59,20 @@ def write_env(project_dir: Path, *, force: bool = False) -> tuple[list[str], Pat
     return generated, backup
 
 
+def set_values(env_file: Path, values: dict[str, str]) -> None:
+    """Set variables in an existing `.env` in place (other lines kept), atomically, mode 0600."""
+    if not env_file.is_file():
+        raise ConfigError(f"{env_file} not found", fix="Run n8nctl init first.")
+    pending, lines = dict(values), []
+    for line in env_file.read_text().splitlines():
+        match = _ASSIGNMENT.match(line)
+        if match and match["name"] in pending:
+            line = f"{match['name']}={pending.pop(match['name'])}"
+        lines.append(line)
+    lines += [f"{name}={value}" for name, value in pending.items()]
+    write_private(env_file, "\n".join(lines) + "\n")
+
+
 def write_private(target: Path, text: str) -> None:
     """Write `text` to `target` with mode 0600 from the first byte, replacing it atomically (a folder
     this creates is 0700)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
+from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from n8nctl.errors import ConfigError, NotFoundError
 
 RETENTION_DAYS = {"standard": 90, "financial": 365}
+MAX_INPUT_ERRORS = 5
+MAX_PROBLEM_CHARS = 200
 
 
 class WorkflowEntry(BaseModel):
@@ -50,11 +53,17 @@ class WorkflowEntry(BaseModel):
         return "*" in self.allowed_clients or client_id in self.allowed_clients
 
     def input_errors(self, inputs: dict[str, Any]) -> list[str]:
-        """Human-readable JSON Schema violations, at most five; empty when valid or no schema."""
+        """JSON Schema violations of `inputs`: the first MAX_INPUT_ERRORS, each cut to
+        MAX_PROBLEM_CHARS (a message can quote the whole offending value); empty when valid or no
+        schema. Errors are produced lazily, so a huge wrong list costs its first few errors only."""
         if self.inputs_schema is None:
             return []
-        errors = sorted(self._validator.iter_errors(inputs), key=lambda e: e.path)
-        return [f"inputs{''.join(f'[{p!r}]' for p in e.path)}: {e.message}" for e in errors[:5]]
+        errors = islice(self._validator.iter_errors(inputs), MAX_INPUT_ERRORS)
+        return [_cut(f"inputs{''.join(f'[{p!r}]' for p in e.path)}: {e.message}") for e in errors]
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_PROBLEM_CHARS else text[: MAX_PROBLEM_CHARS - 3] + "..."
 
 
 class Registry(BaseModel):

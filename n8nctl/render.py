@@ -137,9 +137,33 @@ def render_nginx(context: dict[str, Any]) -> str:
     return environment().get_template("nginx/n8nctl.conf.j2").render(**context)
 
 
+def alerts_context(settings: Settings, *, prod: bool) -> dict[str, Any]:
+    thresholds = {
+        "job_failure_rate": settings.n8nctl_alert_job_failure_rate,
+        "callback_failure_rate": settings.n8nctl_alert_callback_failure_rate,
+        "latency_p95_seconds": settings.n8nctl_alert_latency_p95_seconds,
+        "queue_depth": settings.n8nctl_alert_queue_depth,
+        "dead_letters": settings.n8nctl_alert_dead_letters,
+        "min_sample": settings.n8nctl_alert_min_sample,
+    }
+    for rate in ("job_failure_rate", "callback_failure_rate"):
+        thresholds[f"{rate}_percent"] = round(thresholds[rate] * 100, 1)
+    return {"stack": settings.stack_name(prod=prod), "thresholds": thresholds}
+
+
+def render_alerts(context: dict[str, Any]) -> str:
+    return environment().get_template("monitoring/alerts.yml.j2").render(**context)
+
+
+def render_monitoring(settings: Settings, *, prod: bool) -> dict[str, str]:
+    """The stack's Prometheus alert rules, {path relative to its stack folder: text}."""
+    return {"prometheus/alerts.yml": render_alerts(alerts_context(settings, prod=prod))}
+
+
 def render_stack(settings: Settings, *, runtime: Runtime, prod: bool) -> dict[str, str]:
-    """Every file of one stack, {path relative to its stack folder: text}: the runtime's files and
-    the nginx site config."""
+    """Every file of one stack, {path relative to its stack folder: text}: the runtime's files, the
+    nginx site config and the Prometheus alert rules. `up` and `render` write the same set, so
+    `render --check` finds no drift in a stack `up` started."""
     if runtime == "native":
         if prod:
             raise ConfigError(
@@ -154,7 +178,7 @@ def render_stack(settings: Settings, *, runtime: Runtime, prod: bool) -> dict[st
     else:
         files = render_compose(compose_context(settings, prod=prod))
     files["nginx/n8nctl.conf"] = render_nginx(nginx_context(settings, prod=prod))
-    return files
+    return files | render_monitoring(settings, prod=prod)
 
 
 def write_stack(files: dict[str, str], directory: Path) -> list[str]:

@@ -14,7 +14,9 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from n8nctl.errors import ConfigError
+from n8nctl.signing import Keyring
 
+DEVELOPMENT_CALLBACK_HOSTS = "127.0.0.1,localhost,::1"
 DEFAULT_RETRY_SCHEDULE = "0,5,300,1800,7200,18000,36000,36000"
 # Values written into rendered compose and nginx files: no spaces, quotes, ';', '{', '}' or '$', so a
 # setting can never add a directive or an interpolation to them.
@@ -39,7 +41,8 @@ class Settings(BaseSettings):
     bridge_rate_limit: str = "120/minute"
     bridge_max_timeout_seconds: int = Field(default=3600, ge=1)
     bridge_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    bridge_callback_allow_http_hosts: str = "127.0.0.1,localhost,::1"
+    bridge_environment: Literal["production", "development"] = "production"
+    bridge_callback_allow_hosts: str = ""
     bridge_callback_retry_schedule: str = DEFAULT_RETRY_SCHEDULE
     bridge_callback_timeout_seconds: float = Field(default=10.0, gt=0)
     bridge_host: str = "127.0.0.1"
@@ -61,6 +64,15 @@ class Settings(BaseSettings):
     n8nctl_bridge_url: str = ""
     n8nctl_client_id: str = "flowbiz"
     n8nctl_client_secret: SecretStr = SecretStr("")
+
+    # --- monitoring: thresholds of `n8nctl check`, `n8nctl status` and the Prometheus alert rules ---
+    n8nctl_alert_job_failure_rate: float = Field(default=0.2, ge=0, le=1)
+    n8nctl_alert_callback_failure_rate: float = Field(default=0.2, ge=0, le=1)
+    n8nctl_alert_latency_p95_seconds: float = Field(default=300.0, gt=0)
+    n8nctl_alert_queue_depth: int = Field(default=500, ge=0)
+    n8nctl_alert_dead_letters: int = Field(default=0, ge=0)
+    n8nctl_alert_min_sample: int = Field(default=10, ge=1)
+    n8nctl_alert_url: SecretStr = SecretStr("")  # a chat webhook URL is a credential
 
     # --- stacks: compose runtime, images, nginx edge (issue 4) ---
     n8nctl_runtime: Literal["auto", "compose", "native"] = "auto"
@@ -207,24 +219,72 @@ class Settings(BaseSettings):
         return tuple(float(part) for part in self.bridge_callback_retry_schedule.split(","))
 
     @property
-    def http_callback_hosts(self) -> frozenset[str]:
-        return frozenset(h.strip().lower() for h in self.bridge_callback_allow_http_hosts.split(",") if h)
+    def callback_allow_hosts(self) -> frozenset[str]:
+        """Hosts a callback_url may name although they resolve to non-global addresses (and use plain
+        http): BRIDGE_CALLBACK_ALLOW_HOSTS, else loopback in development and nothing in production."""
+        text = self.bridge_callback_allow_hosts or (
+            DEVELOPMENT_CALLBACK_HOSTS if self.bridge_environment == "development" else ""
+        )
+        return frozenset(h.strip().lower().strip("[]") for h in text.split(",") if h.strip())
 
     @cached_property
-    def client_secrets(self) -> dict[str, tuple[str, ...]]:
-        """`client_id:whsec_a|whsec_b,other:whsec_c` -> {client_id: (secrets...)}."""
-        clients: dict[str, tuple[str, ...]] = {}
+    def client_secrets(self) -> dict[str, Keyring]:
+        """`client_id:whsec_a|whsec_b,other:whsec_c` -> {client_id: Keyring}."""
+        clients: dict[str, Keyring] = {}
         raw = self.bridge_client_secrets.get_secret_value().strip()
         for position, entry in enumerate(filter(None, (part.strip() for part in raw.split(","))), 1):
             client_id, sep, secrets = entry.partition(":")
-            if not sep or not client_id or not secrets:
+            try:
+                if not sep or not client_id or not secrets:
+                    raise ValueError("it is not 'client_id:whsec_...'")
+                clients[client_id] = Keyring.parse(secrets)
+            except ValueError as exc:
                 raise ConfigError(  # names the entry by position: its text may be a secret
                     "BRIDGE_CLIENT_SECRETS is malformed",
-                    why=f"entry {position} is not 'client_id:whsec_...'",
+                    why=f"entry {position}: {exc}",
                     fix="Write it as client_id:whsec_...,other:whsec_... (| between rotated secrets).",
-                )
-            clients[client_id] = tuple(s.strip() for s in secrets.split("|") if s.strip())
+                ) from None
         return clients
+
+    @cached_property
+    def callback_signing_keys(self) -> Keyring:
+        """BRIDGE_CALLBACK_SIGNING_SECRET: every live one signs each callback (rotation)."""
+        return _keyring("BRIDGE_CALLBACK_SIGNING_SECRET", self.bridge_callback_signing_secret)
+
+    @cached_property
+    def n8n_callback_keys(self) -> Keyring:
+        """BRIDGE_N8N_CALLBACK_SECRET: a result signed with any live one is accepted (rotation)."""
+        return _keyring("BRIDGE_N8N_CALLBACK_SECRET", self.bridge_n8n_callback_secret)
+
+    def check_bridge_secrets(self) -> None:
+        """Every configured signing secret parses, and no two purposes share one (SECRETS_POLICY rule
+        6: a client holding n8n's secret could post any job's result, and one holding another
+        client's secret could act as that client). Raises ConfigError naming settings, not values."""
+        owners: dict[bytes, str] = {}
+        named = [(f"BRIDGE_CLIENT_SECRETS (client {c})", k) for c, k in self.client_secrets.items()]
+        named += [
+            ("BRIDGE_CALLBACK_SIGNING_SECRET", self.callback_signing_keys),
+            ("BRIDGE_N8N_CALLBACK_SECRET", self.n8n_callback_keys),
+        ]
+        for name, keyring in named:
+            for key in set(keyring.hmac_keys()):
+                if (other := owners.setdefault(key, name)) != name:
+                    raise ConfigError(
+                        f"{other} and {name} share a secret",
+                        why="each signing secret has one purpose, or its holder can sign for the other",
+                        fix="Generate a new one for either (n8nctl secrets rotate NAME).",
+                    )
+
+
+def _keyring(name: str, value: SecretStr) -> Keyring:
+    try:
+        return Keyring.parse(value.get_secret_value())
+    except ValueError as exc:
+        raise ConfigError(
+            f"{name} is malformed",
+            why=str(exc),
+            fix="Write it as whsec_ followed by base64 (n8nctl init generates one).",
+        ) from None
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -4,13 +4,15 @@ bootstrapped and the registry's workflows imported), `down`, and `status` as typ
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from n8nctl.health import probe_services
 from n8nctl.runtimes import ActiveStack, Progress, create, current, forget, remember
 from n8nctl.settings import Settings
 
 if TYPE_CHECKING:
+    from n8nctl.monitoring import BridgeFigures
+    from n8nctl.store import Store
     from n8nctl.workflows import Outcome
 
 
@@ -75,7 +77,40 @@ def down(settings: Settings) -> bool:
     return stopped
 
 
-def status(settings: Settings) -> list[StatusRow]:
+@dataclass
+class StackStatus:
+    services: list[StatusRow]
+    kill_switch: dict[str, dict[str, Any]]
+    """Workflow key ('*': all) -> when, who and why, for every kill-switch that is on."""
+    bridge_last_hour: BridgeFigures | None
+    """None when the bridge never ran here (no job store yet)."""
+
+    @property
+    def problems(self) -> list[str]:
+        """Unhealthy services, then the bridge's figures over their thresholds."""
+        unhealthy = [f"unhealthy: {row.service}" for row in self.services if not row.healthy]
+        breaches = self.bridge_last_hour.breaches if self.bridge_last_hour else []
+        return unhealthy + [breach.message for breach in breaches]
+
+
+def status(settings: Settings, store: Store | None) -> StackStatus:
+    """Services, kill-switches and the bridge's last hour; `store` is None before the bridge ran."""
+    from n8nctl.monitoring import last_hour
+
+    switches = (
+        {}
+        if store is None
+        else {
+            key: {"changed_at": row["changed_at"], "actor": row["actor"], "reason": row["reason"]}
+            for key, row in store.switch_states().items()
+            if row["killed"]
+        }
+    )
+    figures = None if store is None else last_hour(settings, store)
+    return StackStatus(services(settings), switches, figures)
+
+
+def services(settings: Settings) -> list[StatusRow]:
     """One row per service instance the runtime reports; n8n and the bridge must also answer their
     HTTP probes to count as healthy, and appear as DOWN when the runtime has no instance of them."""
     probes = probe_services(settings)

@@ -8,6 +8,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from n8nctl.registry import Registry, load_registry
 from n8nctl.settings import Settings
 from n8nctl.signing import generate_secret, sign_headers
+from n8nctl.store import NewJob
 from tests.pg import SKIP_ENV, PostgresServer, find_bin_dir
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -92,6 +94,7 @@ def make_settings(bridge_database_url: str, secrets: Secrets) -> Callable[..., S
             "bridge_callback_retry_schedule": "0,0.2,0.2,0.2",
             "n8n_base_url": "http://n8n.test",
             "n8n_api_key": "test-api-key",
+            "bridge_environment": "development",  # callbacks to the tests' receivers on loopback
             **overrides,
         }
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -115,6 +118,35 @@ def job_body(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+def new_job(
+    job_id: str,
+    *,
+    workflow_key: str = "content_pipeline",
+    priority: int = 5,
+    offset: float = 0,
+    timeout: int = 300,
+) -> NewJob:
+    """A job for the store itself, accepted `offset` seconds from now (negative: in the past)."""
+    now = datetime.now(UTC) + timedelta(seconds=offset)
+    return NewJob(
+        {
+            "job_id": job_id,
+            "client_id": "flowbiz",
+            "workflow_key": workflow_key,
+            "priority": priority,
+            "timeout_seconds": timeout,
+            "inputs": {},
+            "callback_url": "https://x/cb",
+            "metadata": {},
+            "user_id": None,
+            "request_hash": "h",
+            "retention_days": 90,
+            "accepted_at": now,
+            "deadline_at": now + timedelta(seconds=timeout),
+        }
+    )
 
 
 def signed(secret: str, body: Any, **extra: str) -> tuple[bytes, dict[str, str]]:

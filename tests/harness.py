@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 import uvicorn
 from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -49,6 +51,18 @@ def stays(predicate: Callable[[], bool], duration: float, what: str) -> None:
     while time.monotonic() < deadline:
         assert predicate(), f"{what} stopped holding"
         time.sleep(0.05)
+
+
+def system_tool(name: str, *, also: tuple[str, ...] = (), installed_by: str) -> str:
+    """The path of a system tool scripts/test installs (`installed_by` says how). Missing, its tests
+    skip, except under CI, where they fail."""
+    found = shutil.which(name) or next((p for p in also if Path(p).exists()), None)
+    if found:
+        return found
+    message = f"{name} is not installed ({installed_by})"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def free_port() -> int:

@@ -6,12 +6,17 @@ import pytest
 
 from n8nctl.errors import ConfigError
 from n8nctl.settings import Settings, load_settings
+from n8nctl.signing import generate_secret
 from tests.conftest import PROJECT
 
 
 def test_client_secrets_parse_with_rotation():
-    settings = Settings(_env_file=None, bridge_client_secrets="a:whsec_x|whsec_y, b:whsec_z")  # type: ignore[call-arg]
-    assert settings.client_secrets == {"a": ("whsec_x", "whsec_y"), "b": ("whsec_z",)}
+    x, y, z = (generate_secret() for _ in range(3))
+    settings = Settings(_env_file=None, bridge_client_secrets=f"a:{x}|{y}, b:{z}")  # type: ignore[call-arg]
+    assert {client: keys.live() for client, keys in settings.client_secrets.items()} == {
+        "a": (x, y),
+        "b": (z,),
+    }
 
 
 def test_malformed_client_secrets_do_not_echo_the_secret():

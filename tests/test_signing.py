@@ -10,7 +10,16 @@ import standardwebhooks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from n8nctl.signing import ReplayGuard, SignatureError, generate_secret, sign, sign_headers, verify
+from n8nctl.signing import (
+    MAX_SIGNATURE_HEADER,
+    Keyring,
+    ReplayGuard,
+    SignatureError,
+    generate_secret,
+    sign,
+    sign_headers,
+    verify,
+)
 
 # The vector published with the Standard Webhooks libraries.
 VECTOR = {
@@ -105,3 +114,55 @@ def test_replay_guard_is_bounded():
     for key in "abcd":
         guard.seen(key, now=1)
     assert guard.seen("a", now=1) is False  # the oldest entry was dropped to stay within bounds
+
+
+# -- properties: no header value makes verify raise anything but SignatureError ------------------------
+
+HEADER_TEXT = st.text(st.characters(max_codepoint=0x2FF, exclude_categories=("Cs",)), max_size=80)
+SECRET = generate_secret()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    msg_id=st.one_of(st.none(), HEADER_TEXT, st.text(min_size=250, max_size=300)),
+    stamp=st.one_of(st.none(), HEADER_TEXT, st.integers().map(str), st.just("9" * 400)),
+    signature=st.one_of(st.none(), HEADER_TEXT, st.lists(HEADER_TEXT, max_size=5).map(" ".join)),
+    body=st.binary(max_size=200),
+)
+def test_any_headers_are_either_verified_or_a_signature_error(msg_id, stamp, signature, body):
+    headers = {
+        k: v
+        for k, v in {"webhook-id": msg_id, "webhook-timestamp": stamp, "webhook-signature": signature}.items()
+        if v is not None
+    }
+    try:
+        verify((SECRET,), headers, body)
+    except SignatureError as exc:
+        assert exc.code in {"SIGNATURE_MISSING", "SIGNATURE_INVALID", "SIGNATURE_EXPIRED"}
+    else:  # only a real signature verifies, and hypothesis does not forge HMACs
+        raise AssertionError(f"verified forged headers {headers!r}")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    msg_id=st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=256),
+    body=st.binary(max_size=500),
+    junk=st.lists(HEADER_TEXT, max_size=4),
+    skew=st.integers(-300, 300),
+)
+def test_a_good_signature_verifies_among_any_junk_and_a_changed_body_does_not(msg_id, body, junk, skew):
+    now = 1_795_000_000
+    headers = sign_headers(SECRET, body, msg_id=msg_id, now=now + skew)
+    headers["webhook-signature"] = " ".join([*junk, headers["webhook-signature"]])[-MAX_SIGNATURE_HEADER:]
+    assert verify((generate_secret(), SECRET), headers, body, now=now).msg_id == msg_id
+    with pytest.raises(SignatureError):
+        verify((SECRET,), headers, body + b" ", now=now)
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=st.text(max_size=60))
+def test_keyring_parse_only_raises_value_error_and_never_quotes(text):
+    try:
+        Keyring.parse(text)
+    except ValueError as exc:
+        assert text not in str(exc) or len(text) < 4

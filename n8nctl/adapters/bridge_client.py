@@ -61,3 +61,20 @@ class BridgeClient:
         return self._call(
             "POST", f"/v1/jobs/{job_id}/cancel", {"client_id": self.client_id, "reason": reason}
         )
+
+
+PROBE_JOB_ID = "secret-rotation-probe"
+
+
+def accepts_n8n_secret(base_url: str, secret: str, *, transport: httpx.BaseTransport | None = None) -> bool:
+    """Whether the running bridge accepts a result signed with `secret`: a signed result for a job
+    that does not exist answers 404 JOB_NOT_FOUND once the signature is good, 401 before."""
+    body = json.dumps({"job_id": PROBE_JOB_ID, "status": "success"}).encode()
+    headers = {**sign_headers(secret, body), "content-type": "application/json"}
+    log.debug("bridge probe POST /v1/callbacks/n8n")
+    try:
+        with httpx.Client(base_url=base_url.rstrip("/"), timeout=5.0, transport=transport) as http:
+            response = http.post("/v1/callbacks/n8n", content=body, headers=headers)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 404

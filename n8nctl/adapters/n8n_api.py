@@ -53,6 +53,10 @@ class N8nApi:
 
     # -- headless bootstrap (internal REST API, cookie session) ---------------------------------------
 
+    def version(self) -> str:
+        """The version the running n8n reports (its public frontend settings)."""
+        return str(self._call("GET", "/rest/settings")["data"]["versionCli"])
+
     def owner_missing(self) -> bool:
         return bool(self._call("GET", "/rest/settings")["data"]["userManagement"]["showSetupOnFirstLoad"])
 

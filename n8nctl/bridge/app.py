@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -20,14 +21,14 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
 from n8nctl import __version__
+from n8nctl.adapters.callbacks import Resolver
 from n8nctl.bridge.checks import (
     admit,
-    authenticate_client,
     max_timeout,
     own_job,
-    parse_json,
     parse_model,
     read_body,
+    read_client_request,
     user_id,
     validation_detail,
     verify_signed,
@@ -42,6 +43,7 @@ from n8nctl.bridge.models import (
     JobView,
     N8nResult,
 )
+from n8nctl.bridge.parsing import parse_json, sized
 from n8nctl.bridge.service import Bridge
 from n8nctl.contract import request_hash
 from n8nctl.registry import Registry
@@ -76,8 +78,15 @@ def create_app(
     workers: bool | None = None,
     n8n_transport: httpx.AsyncBaseTransport | None = None,
     callback_transport: httpx.AsyncBaseTransport | None = None,
+    resolver: Resolver | None = None,
 ) -> FastAPI:
-    bridge = Bridge(settings, registry, n8n_transport=n8n_transport, callback_transport=callback_transport)
+    bridge = Bridge(
+        settings,
+        registry,
+        n8n_transport=n8n_transport,
+        callback_transport=callback_transport,
+        resolver=resolver,
+    )
     schemas: dict[str, Any] = {}
     body = partial(_body, schemas)
 
@@ -105,19 +114,12 @@ def create_app(
     )
     async def submit_job(request: Request) -> Response:
         """Accept a job. 202 once it is durably stored; 200 for a repeat of an accepted request."""
-        raw = await read_body(request, settings.bridge_max_body_bytes)
-        data = parse_json(raw)
-        client_id = request.headers.get("x-client-id") or (
-            data.get("client_id") if isinstance(data, dict) else None
-        )
-        authenticate_client(bridge, str(client_id or ""), request, raw)
-        job = parse_model(JobRequest, data)
-        if job.client_id != client_id:
-            raise ApiError("CLIENT_MISMATCH", "client_id in the body is not the signing client")
-        bridge.check_rate(job.client_id)
-        fingerprint = request_hash(job.model_dump(mode="json"))
+        started = time.perf_counter()
+        signed = await read_client_request(bridge, request, has_body=True)
+        job = await signed.body(JobRequest)
+        fingerprint = await sized(len(signed.raw), lambda: request_hash(job.model_dump(mode="json")))
         try:
-            entry = await admit(bridge, job)
+            entry = await admit(bridge, job, size=len(signed.raw))
         except ApiError:
             stored = await asyncio.to_thread(bridge.store.get_job, job.job_id)
             if stored and stored["client_id"] == job.client_id and stored["request_hash"] == fingerprint:
@@ -140,6 +142,7 @@ def create_app(
             "deadline_at": now + timedelta(seconds=job.timeout_seconds),
         }
         outcome = await bridge.submit(NewJob(row))
+        bridge.metrics.intake_seconds.observe(time.perf_counter() - started)
         if outcome.created:
             bridge.metrics.accepted.labels(job.workflow_key).inc()
             return _job_response(outcome.job, registry, 202)
@@ -149,33 +152,28 @@ def create_app(
             "IDEMPOTENCY_CONFLICT", f"job_id {job.job_id} was already used for a different request"
         )
 
-    @app.get("/v1/jobs/{job_id}", response_model=JobView, responses={**SIGNED, **_errors(404)})
+    @app.get("/v1/jobs/{job_id}", response_model=JobView, responses={**SIGNED, **_errors(404, 429)})
     async def get_job(job_id: str, request: Request) -> Response:
         """A job's full state, for its own client (signed GET: empty body, X-Client-Id)."""
-        return _job_response(await own_job(bridge, request, job_id, b""), registry, 200, full=True)
+        signed = await read_client_request(bridge, request, has_body=False)
+        return _job_response(await own_job(bridge, signed.client_id, job_id), registry, 200, full=True)
 
-    @app.get("/v1/jobs/{job_id}/status", response_model=JobView, responses={**SIGNED, **_errors(404)})
+    @app.get("/v1/jobs/{job_id}/status", response_model=JobView, responses={**SIGNED, **_errors(404, 429)})
     async def get_job_status(job_id: str, request: Request) -> Response:
         """Same as GET /v1/jobs/{job_id}."""
-        return _job_response(await own_job(bridge, request, job_id, b""), registry, 200, full=True)
+        return await get_job(job_id, request)
 
     @app.post(
         "/v1/jobs/{job_id}/cancel",
         response_model=JobView,
         openapi_extra=body(CancelRequest),
-        responses={**SIGNED, **_errors(400, 403, 404, 409, 413, 422)},
+        responses={**SIGNED, **_errors(400, 403, 404, 409, 413, 422, 429)},
     )
     async def cancel_job(job_id: str, request: Request) -> Response:
         """Cancel a pending or running job; n8n's execution is stopped where n8n supports it."""
-        raw = await read_body(request, settings.bridge_max_body_bytes)
-        data = parse_json(raw)
-        client_id = request.headers.get("x-client-id") or (
-            data.get("client_id") if isinstance(data, dict) else None
-        )
-        await own_job(bridge, request, job_id, raw, client_id=str(client_id or ""))
-        body = parse_model(CancelRequest, data)
-        if body.client_id != client_id:
-            raise ApiError("CLIENT_MISMATCH", "client_id in the body is not the signing client")
+        signed = await read_client_request(bridge, request, has_body=True)
+        await own_job(bridge, signed.client_id, job_id)
+        body = await signed.body(CancelRequest)
         changed, job = await asyncio.to_thread(
             bridge.store.cancel, job_id, reason=body.reason, actor=body.client_id
         )
@@ -186,7 +184,7 @@ def create_app(
                 f"job {job_id} is already {job['status']}",
                 detail={"status": job["status"]},
             )
-        bridge.metrics.finished.labels(job["workflow_key"], "cancelled").inc()
+        bridge.metrics.finish(job["workflow_key"], "cancelled", _age(job))
         bridge.wake_dispatch.set()
         bridge.stop_execution(job)
         stored = await asyncio.to_thread(bridge.store.get_job, job_id)
@@ -201,17 +199,18 @@ def create_app(
     async def n8n_result(request: Request) -> JSONResponse:
         """A workflow's result, signed with BRIDGE_N8N_CALLBACK_SECRET. Recorded, then forwarded."""
         raw = await read_body(request, settings.bridge_max_body_bytes)
-        verify_signed(bridge, "n8n", (settings.bridge_n8n_callback_secret.get_secret_value(),), request, raw)
-        result = parse_model(N8nResult, parse_json(raw))
+        verify_signed(bridge, "n8n", settings.n8n_callback_keys.live(), request, raw)
+        result = await sized(len(raw), parse_model, N8nResult, await sized(len(raw), parse_json, raw))
         row = result.model_dump()
         row["audit"] = [entry.model_dump() for entry in result.audit]
         outcome = await asyncio.to_thread(bridge.store.record_result, row)
+        bridge.metrics.results.labels(result.status, outcome).inc()
         if outcome == "unknown":
             raise ApiError("JOB_NOT_FOUND", f"no job {result.job_id}")
         if outcome == "finished":
             job = await asyncio.to_thread(bridge.store.get_job, result.job_id)
             assert job is not None
-            bridge.metrics.finished.labels(job["workflow_key"], result.status).inc()
+            bridge.metrics.finish(job["workflow_key"], result.status, _age(job))
             bridge.wake_delivery.set()
             bridge.wake_dispatch.set()
         return JSONResponse({"job_id": result.job_id, "recorded": outcome})
@@ -272,6 +271,12 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _age(job: Row) -> float:
+    """Seconds from a job's acceptance to its completion (or to now)."""
+    end = job.get("completed_at") or datetime.now(UTC)
+    return float((end - job["accepted_at"]).total_seconds())
 
 
 _MESSAGES = {

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
+from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
+from n8nctl.adapters.callbacks import CallbackRefused
 from n8nctl.bridge.errors import ApiError
-from n8nctl.bridge.models import JobRequest
+from n8nctl.bridge.models import MAX_CLIENT_ID, MAX_JOB_ID, JobRequest
+from n8nctl.bridge.parsing import parse_json, sized
 from n8nctl.bridge.service import Bridge
 from n8nctl.registry import WorkflowEntry
 from n8nctl.settings import Settings
@@ -34,13 +35,6 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def parse_json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise ApiError("MALFORMED_JSON", "request body is not valid JSON") from None
-
-
 def parse_model(model: type[M], data: Any) -> M:
     try:
         return model.model_validate(data)
@@ -56,6 +50,12 @@ def validation_detail(errors: Any) -> list[dict[str, str]]:
     return [{"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in list(errors)[:10]]
 
 
+async def read_json(request: Request, limit: int) -> tuple[bytes, Any]:
+    """The raw body (for its signature) and its value under the parsing policy (bridge/parsing.py)."""
+    raw = await read_body(request, limit)
+    return raw, await sized(len(raw), parse_json, raw)
+
+
 def verify_signed(bridge: Bridge, who: str, secrets: tuple[str, ...], request: Request, raw: bytes) -> None:
     if not any(secrets):
         raise ApiError("UNKNOWN_CLIENT", f"no secret is configured for {who}")
@@ -67,22 +67,43 @@ def verify_signed(bridge: Bridge, who: str, secrets: tuple[str, ...], request: R
         raise ApiError("SIGNATURE_REPLAYED", "this webhook-id was already used; sign each request anew")
 
 
-def authenticate_client(bridge: Bridge, client_id: str, request: Request, raw: bytes) -> None:
-    secrets = bridge.settings.client_secrets.get(client_id)
+@dataclass(frozen=True)
+class ClientRequest:
+    """A FlowBiz request whose signature verified and that is within its client's rate."""
+
+    client_id: str
+    raw: bytes
+    data: Any
+
+    async def body(self, model: type[M]) -> M:
+        """The body as `model`; its `client_id` must be the signing client."""
+        parsed = await sized(len(self.raw), parse_model, model, self.data)
+        if getattr(parsed, "client_id", None) != self.client_id:
+            raise ApiError("CLIENT_MISMATCH", "client_id in the body is not the signing client")
+        return parsed
+
+
+async def read_client_request(bridge: Bridge, request: Request, *, has_body: bool) -> ClientRequest:
+    """The one way every FlowBiz call is read: body (POST) under the parsing policy, client named
+    by X-Client-Id or the body's client_id, signature, then the client's rate (reads and writes
+    counted apart, so polling never uses up submissions). A GET signs the empty body."""
+    raw, data = await read_json(request, bridge.settings.bridge_max_body_bytes) if has_body else (b"", None)
+    named = request.headers.get("x-client-id") or (data.get("client_id") if isinstance(data, dict) else None)
+    client_id = named if isinstance(named, str) and len(named) <= MAX_CLIENT_ID else ""
+    keyring = bridge.settings.client_secrets.get(client_id)
+    secrets = keyring.live() if keyring else ()
     if not secrets:
         raise ApiError("UNKNOWN_CLIENT", "unknown client: name it in X-Client-Id and sign with its secret")
     verify_signed(bridge, f"client:{client_id}", secrets, request, raw)
+    bridge.check_rate(client_id, "write" if has_body else "read")
+    return ClientRequest(client_id, raw, data)
 
 
-async def own_job(
-    bridge: Bridge, request: Request, job_id: str, raw: bytes, *, client_id: str | None = None
-) -> Row:
-    """Authenticate the caller and return its job; another client's job is indistinguishable from none."""
-    client_id = client_id if client_id is not None else request.headers.get("x-client-id", "")
-    authenticate_client(bridge, client_id, request, raw)
-    job = await asyncio.to_thread(bridge.store.get_job, job_id)
+async def own_job(bridge: Bridge, client_id: str, job_id: str) -> Row:
+    """The client's job; another client's job is indistinguishable from none."""
+    job = await asyncio.to_thread(bridge.store.get_job, job_id) if len(job_id) <= MAX_JOB_ID else None
     if job is None or job["client_id"] != client_id:
-        raise ApiError("JOB_NOT_FOUND", f"no job {job_id} for client {client_id}")
+        raise ApiError("JOB_NOT_FOUND", f"no job {job_id[:MAX_JOB_ID]} for client {client_id}")
     return job
 
 
@@ -90,7 +111,7 @@ def max_timeout(settings: Settings, entry: WorkflowEntry) -> int:
     return min(entry.max_timeout_seconds, settings.bridge_max_timeout_seconds)
 
 
-async def admit(bridge: Bridge, job: JobRequest) -> WorkflowEntry:
+async def admit(bridge: Bridge, job: JobRequest, *, size: int) -> WorkflowEntry:
     """Every policy check on a well-formed, authenticated request; raises ApiError on the first failure."""
     entry = bridge.registry.workflows.get(job.workflow_key)
     if entry is None:
@@ -119,14 +140,12 @@ async def admit(bridge: Bridge, job: JobRequest) -> WorkflowEntry:
             f"timeout_seconds {job.timeout_seconds} is over the maximum {limit}",
             detail={"max_timeout_seconds": limit},
         )
-    if problems := entry.input_errors(job.inputs):
+    if problems := await sized(size, entry.input_errors, job.inputs):
         raise ApiError("INPUTS_INVALID", f"inputs do not match {job.workflow_key}'s schema", detail=problems)
-    url = urlsplit(str(job.callback_url))
-    if url.scheme != "https" and (url.hostname or "").lower() not in bridge.settings.http_callback_hosts:
-        raise ApiError(
-            "CALLBACK_URL_NOT_ALLOWED",
-            f"callback_url must be https (plain http only for {sorted(bridge.settings.http_callback_hosts)})",
-        )
+    try:
+        await bridge.callbacks.admit(str(job.callback_url))
+    except CallbackRefused as exc:
+        raise ApiError("CALLBACK_URL_NOT_ALLOWED", str(exc)) from None
     return entry
 
 

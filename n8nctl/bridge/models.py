@@ -5,16 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field
 
 JobStatus = Literal["pending", "running", "success", "failed", "cancelled"]
+MAX_JOB_ID = 128
+MAX_CLIENT_ID = 64
 
 
 class JobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    job_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
-    client_id: str = Field(min_length=1, max_length=64)
+    job_id: str = Field(min_length=1, max_length=MAX_JOB_ID, pattern=r"^[A-Za-z0-9._:-]+$")
+    client_id: str = Field(min_length=1, max_length=MAX_CLIENT_ID)
     workflow_key: str = Field(min_length=1, max_length=64)
     inputs: dict[str, Any] = Field(default_factory=dict)
     callback_url: AnyHttpUrl
@@ -59,12 +61,12 @@ class JobView(JobResponse):
 class CancelRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    client_id: str = Field(min_length=1, max_length=64)
+    client_id: str = Field(min_length=1, max_length=MAX_CLIENT_ID)
     reason: str | None = Field(default=None, max_length=1000)
 
 
 class AuditEntry(BaseModel):
-    timestamp: datetime | None = None
+    timestamp: AwareDatetime | None = None
     action: str = Field(min_length=1, max_length=64)
     node_name: str | None = Field(default=None, max_length=255)
     details: Any = None
@@ -76,15 +78,16 @@ class N8nResult(BaseModel):
 
     model_config = ConfigDict(coerce_numbers_to_str=True)
 
-    job_id: str = Field(min_length=1, max_length=128)
+    job_id: str = Field(min_length=1, max_length=MAX_JOB_ID)
     execution_id: str | None = Field(default=None, max_length=64)
     status: Literal["success", "failed"]
     outputs: dict[str, Any] | None = None
     error_code: str | None = Field(default=None, max_length=64)
     error_message: str | None = None
     audit: list[AuditEntry] = Field(default_factory=list, max_length=1000)
-    started_at: datetime | None = None
-    completed_at: datetime | None = None
+    # with a zone: the store keeps UTC, and a time without one names no moment
+    started_at: AwareDatetime | None = None
+    completed_at: AwareDatetime | None = None
 
 
 class ErrorBody(BaseModel):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import logging
 import math
 import random
@@ -20,6 +19,13 @@ from typing import Any
 
 import httpx
 
+from n8nctl.adapters.callbacks import (
+    Attempt,
+    CallbackSender,
+    OutboundPolicy,
+    Resolver,
+    system_resolver,
+)
 from n8nctl.adapters.n8n import DispatchError, N8nClient
 from n8nctl.bridge.errors import ApiError
 from n8nctl.bridge.metrics import Metrics
@@ -27,7 +33,7 @@ from n8nctl.bridge.ratelimit import Rate, RateLimiter
 from n8nctl.contract import WORKFLOW_KILLED_MESSAGE
 from n8nctl.registry import Registry
 from n8nctl.settings import Settings
-from n8nctl.signing import ReplayGuard, sign_headers
+from n8nctl.signing import ReplayGuard
 from n8nctl.store import NewJob, Store, SubmitOutcome
 from n8nctl.store.schema import Row
 from n8nctl.store.store import GLOBAL_SWITCH
@@ -48,7 +54,9 @@ class Bridge:
         *,
         n8n_transport: httpx.AsyncBaseTransport | None = None,
         callback_transport: httpx.AsyncBaseTransport | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
+        settings.check_bridge_secrets()  # a malformed or reused secret stops the bridge here, at start
         self.settings, self.registry = settings, registry
         self.store = Store(settings.database_url)
         self.n8n = N8nClient(
@@ -58,14 +66,15 @@ class Bridge:
             webhook_token=settings.bridge_n8n_webhook_token.get_secret_value(),
             transport=n8n_transport,
         )
-        self.callbacks = httpx.AsyncClient(
-            timeout=settings.bridge_callback_timeout_seconds,
+        self.callbacks = CallbackSender(
+            OutboundPolicy(settings.callback_allow_hosts, resolve=resolver or system_resolver),
+            deadline=settings.bridge_callback_timeout_seconds,
+            secrets=settings.callback_signing_keys.live,
             transport=callback_transport,
-            follow_redirects=False,
         )
         self.replays = ReplayGuard()
         self.limiter = RateLimiter(Rate.parse(settings.bridge_rate_limit))
-        self.metrics = Metrics(self.store.queue_depth)
+        self.metrics = Metrics(self.store.queue_depth, self.store.dead_letters)
         self.wake_dispatch, self.wake_delivery = asyncio.Event(), asyncio.Event()
         self._intake: asyncio.Queue[tuple[NewJob, asyncio.Future[SubmitOutcome]]] = asyncio.Queue()
         self._switches: tuple[float, dict[str, Row]] = (0.0, {})
@@ -114,8 +123,9 @@ class Bridge:
 
     # -- policy helpers used by the API ---------------------------------------------------------------
 
-    def check_rate(self, client_id: str) -> None:
-        wait = self.limiter.hit(client_id)
+    def check_rate(self, client_id: str, kind: str) -> None:
+        """Count one signed request of `client_id`; reads and writes have a budget each."""
+        wait = self.limiter.hit(f"{client_id}:{kind}")
         if wait:
             retry_after = math.ceil(wait)
             raise ApiError(
@@ -188,6 +198,7 @@ class Bridge:
             "deadline_at": job["deadline_at"].isoformat(),
             "callback_url": self.settings.public_url + "/v1/callbacks/n8n",
         }
+        started = time.perf_counter()
         try:
             execution_id = await self.n8n.trigger(entry.webhook_path, payload)
         except DispatchError as exc:
@@ -199,6 +210,7 @@ class Bridge:
             )
             await asyncio.to_thread(self.store.mark_dispatch_failed, job, retry_at=retry_at, error=str(exc))
             return
+        self.metrics.dispatch_seconds.observe(time.perf_counter() - started)
         self.metrics.dispatches.labels("accepted").inc()
         await asyncio.to_thread(self.store.mark_running, job, execution_id)
 
@@ -218,8 +230,9 @@ class Bridge:
                 error_code="WORKFLOW_KILLED",
                 error_message=WORKFLOW_KILLED_MESSAGE,
             )
+        now = datetime.now(UTC)
         for job in expired:
-            self.metrics.finished.labels(job["workflow_key"], "failed").inc()
+            self.metrics.finish(job["workflow_key"], "failed", (now - job["accepted_at"]).total_seconds())
         if expired:
             self.wake_delivery.set()
             self.wake_dispatch.set()
@@ -240,59 +253,44 @@ class Bridge:
 
     async def _delivery_loop(self) -> None:
         await self._wait(self.wake_delivery)
+        # the lease outlives an attempt's deadline, so a delivery is never claimed twice at once
         lease = timedelta(seconds=self.settings.bridge_callback_timeout_seconds * 3)
         for delivery in await asyncio.to_thread(self.store.claim_deliveries, limit=32, lease=lease):
             self._spawn(self._deliver_one(delivery))
 
     async def _deliver_one(self, delivery: Row) -> None:
-        body = delivery["payload"].encode()
-        headers = sign_headers(
-            self.settings.bridge_callback_signing_secret.get_secret_value(),
-            body,
-            msg_id=delivery["message_id"],
-        )
-        headers["content-type"] = "application/json"
-        status: int | None = None
-        retry_after: float | None = None
+        started = time.perf_counter()
         try:
-            response = await self.callbacks.post(delivery["url"], content=body, headers=headers)
-            status, error = response.status_code, None if response.is_success else response.text[:200]
-            retry_after = _retry_after(response.headers.get("retry-after"))
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:200]
-        schedule = self.settings.retry_schedule
-        retry_at = None
-        if status is not None and 200 <= status < 300:
-            state = "delivered"
-        elif status == 410:
-            state = "stopped"
-        elif delivery["attempts"] >= len(schedule):
-            state = "dead"
-        else:
-            state = "pending"
-            delay = schedule[delivery["attempts"]] * random.uniform(0.8, 1.2)  # noqa: S311 (jitter)
-            if retry_after is not None:  # never earlier than the receiver asked, never beyond the schedule
-                delay = min(max(delay, retry_after), max(schedule))
-            retry_at = datetime.now(UTC) + timedelta(seconds=delay)
+            attempt = await self.callbacks.post(
+                delivery["url"], delivery["payload"].encode(), message_id=delivery["message_id"]
+            )
+        except Exception as exc:  # whatever failed, the attempt is recorded: the schedule ends in dead
+            log.exception("callback attempt for job %s failed", delivery["job_id"])
+            attempt = Attempt(None, f"attempt failed: {type(exc).__name__}")
+        state, retry_at = next_state(attempt, delivery["attempts"], self.settings.retry_schedule)
+        self.metrics.callback_seconds.observe(time.perf_counter() - started)
         self.metrics.callbacks.labels(state).inc()
         await asyncio.to_thread(
             self.store.delivery_result,
             delivery,
             state=state,
-            status_code=status,
-            error=error,
+            status_code=attempt.status_code,
+            error=attempt.error,
             retry_at=retry_at,
         )
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    if value.strip().isdigit():
-        return float(value)
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+def next_state(attempt: Attempt, attempts: int, schedule: tuple[float, ...]) -> tuple[str, datetime | None]:
+    """delivered, stopped (410), dead (schedule spent), or pending with the next attempt's time:
+    the schedule's delay with +/-20% jitter, never earlier than Retry-After, never beyond the
+    schedule's longest delay."""
+    if attempt.delivered:
+        return "delivered", None
+    if attempt.status_code == 410:
+        return "stopped", None
+    if attempts >= len(schedule):
+        return "dead", None
+    delay = schedule[attempts] * random.uniform(0.8, 1.2)  # noqa: S311 (jitter)
+    if attempt.retry_after is not None:
+        delay = min(max(delay, attempt.retry_after), max(schedule))
+    return "pending", datetime.now(UTC) + timedelta(seconds=delay)

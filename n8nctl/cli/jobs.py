@@ -23,8 +23,9 @@ def _client(settings: Settings) -> Any:
     from n8nctl.adapters.bridge_client import BridgeClient
 
     client_id = settings.n8nctl_client_id
+    keyring = settings.client_secrets.get(client_id)
     secret = settings.n8nctl_client_secret.get_secret_value() or next(
-        iter(settings.client_secrets.get(client_id, ())), ""
+        iter(keyring.live() if keyring else ()), ""
     )
     if not secret:
         raise ConfigError(

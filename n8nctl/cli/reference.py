@@ -24,7 +24,7 @@ Generated from `--help` by `python -m n8nctl.cli.reference > docs/cli.md`; a tes
 | 6 | a service refused the request (the message carries its HTTP status and `error_code`) |
 | 7 | a backup is not restorable: a checksum, its decryption or the restore drill failed |
 | 8 | busy: another backup, restore or prune holds the lock (cron: the next run tries again) |
-| 130 | interrupted (Ctrl-C) |
+{doctor}| 130 | interrupted (Ctrl-C) |
 
 Errors are one line on stderr: `n8nctl: error: <what failed>: because <why>. <what to do>`. Backup,
 restore, verify and prune name the step that failed: `backup failed at step "dump bridge store": ...`.
@@ -50,7 +50,10 @@ def _sections(command: click.Command, path: list[str]) -> list[str]:
 
 
 def render() -> str:
-    return HEADER + "\n".join(_sections(entry.cli, ["n8nctl"])) + "\n"
+    from n8nctl.doctor import CLASSES
+
+    doctor = "".join(f"| {c.code} | `n8nctl doctor`: {c.meaning} (`{c.name}`) |\n" for c in CLASSES)
+    return HEADER.format(doctor=doctor) + "\n".join(_sections(entry.cli, ["n8nctl"])) + "\n"
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ def render(prod: bool, runtime: str | None, check: bool, as_json: bool) -> None:
     """Render a stack from templates/ into stacks/<stack>/ (no secret is written into any file).
 
     Compose runtime: compose.yaml (plus compose.prod.yaml with --prod); native runtime:
-    supervisord.conf; both: nginx/n8nctl.conf, the site config for the system nginx. --check is drift
+    supervisord.conf; both: nginx/n8nctl.conf, the site config for the system nginx, and
+    prometheus/alerts.yml, the alert rules (thresholds: N8NCTL_ALERT_*). --check is drift
     detection: it exits 1 and prints a unified diff when someone edited the rendered files by hand.
 
     \b

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -10,7 +10,7 @@ from n8nctl.cli.output import emit, json_option
 from n8nctl.errors import ConfigError, N8nctlError, NotFoundError
 
 if TYPE_CHECKING:
-    from n8nctl.settings import Settings
+    from n8nctl.monitoring import BridgeFigures
 
 
 def _progress(message: str) -> None:
@@ -104,8 +104,10 @@ def down(as_json: bool) -> None:
 @click.command()
 @json_option
 def status(as_json: bool) -> None:
-    """Health and version of each service, and the kill-switches that are on; exits 1 when any
-    service is unhealthy.
+    """Health and version of each service, the bridge's last hour (jobs accepted, succeeded, failed
+    and timed out, callback failure rate, p50/p95 job latency, queue depth, dead letters) and the
+    kill-switches that are on. Exits 1 when a service is unhealthy or a figure is over its threshold
+    (N8NCTL_ALERT_*), naming each.
 
     \b
     Example:
@@ -113,41 +115,61 @@ def status(as_json: bool) -> None:
       n8nctl status --json
     """
     from n8nctl import stack
+    from n8nctl.cli.context import open_store
 
     settings = settings_from_env()
-    rows = [asdict(row) for row in stack.status(settings)]
-    switches = _kill_switches(settings)
+    try:
+        store = open_store(settings)
+    except NotFoundError:  # the bridge never ran here: no figures, nothing can be killed
+        store = None
+    try:
+        report = stack.status(settings, store)
+    finally:
+        if store is not None:
+            store.close()
+    rows = [asdict(row) for row in report.services]
+    figures = report.bridge_last_hour
     if as_json:
-        emit({"services": rows, "kill_switch": switches}, as_json=True)
+        emit(
+            {
+                "services": rows,
+                "bridge_last_hour": figures.model_dump(mode="json") if figures else None,
+                "kill_switch": report.kill_switch,
+                "problems": report.problems,
+            },
+            as_json=True,
+        )
     else:
         emit(rows, as_json=False, columns=["service", "instance", "state", "healthy", "version", "url"])
-        for key, switch in switches.items():
+        if figures:
+            click.echo(_last_hour_line(figures))
+        for key, switch in report.kill_switch.items():
             what = "ALL workflows" if key == "*" else key
             when, who, why = switch["changed_at"], switch["actor"], switch["reason"]
             click.echo(f"kill-switch: {what} killed at {when} by {who}: {why}")
-        if not switches:
+        if not report.kill_switch:
             click.echo("kill-switch: off")
-    unhealthy = [row["service"] for row in rows if not row["healthy"]]
-    if unhealthy:
-        raise N8nctlError(f"unhealthy: {', '.join(unhealthy)}", fix="n8nctl logs SERVICE; n8nctl up.")
+    if report.problems:
+        raise N8nctlError(
+            "; ".join(report.problems),
+            fix="A service: n8nctl logs SERVICE. A figure: docs/RUNBOOK.md, What each alert means.",
+        )
 
 
-def _kill_switches(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Workflow key ('*': all) -> when, who and why, for every kill-switch that is on."""
-    from n8nctl.cli.context import open_store
+def _last_hour_line(figures: BridgeFigures) -> str:
+    def rate(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0%}"
 
-    try:
-        store = open_store(settings)
-    except NotFoundError:  # the bridge never ran here: nothing can be killed
-        return {}
-    try:
-        return {
-            key: {"changed_at": row["changed_at"], "actor": row["actor"], "reason": row["reason"]}
-            for key, row in store.switch_states().items()
-            if row["killed"]
-        }
-    finally:
-        store.close()
+    def seconds(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f} s"
+
+    return (
+        f"bridge, last hour: {figures.jobs_accepted} accepted, {figures.jobs_succeeded} succeeded, "
+        f"{figures.jobs_failed} failed ({figures.jobs_timed_out} timed out); callbacks failing "
+        f"{rate(figures.callback_failure_rate)}; latency p50 {seconds(figures.latency_p50_seconds)}, "
+        f"p95 {seconds(figures.latency_p95_seconds)}; queue {figures.queue_depth}; "
+        f"dead letters {figures.dead_letters}"
+    )
 
 
 @click.command()

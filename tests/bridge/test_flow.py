@@ -243,3 +243,26 @@ async def test_pending_job_of_a_killed_workflow_fails_with_workflow_killed(start
         h.n8n.up = True
         await asyncio.sleep(0.3)
         assert all(call["payload"]["job_id"] != body["job_id"] for call in h.n8n.calls)
+
+
+async def test_metrics_count_intake_dispatch_results_deliveries_and_latency(start_bridge):
+    async with start_bridge() as h:
+        body = job_body()
+        await h.submit(body)
+        await eventually(lambda: h.n8n.calls, what="dispatch")
+        await h.result(body["job_id"])
+        await h.result(body["job_id"])  # a duplicate: recorded late
+        await eventually(lambda: _delivered(h, body["job_id"]), what="delivery")
+        text = (await h.client.get("/metrics")).text
+        for line in (
+            "bridge_intake_seconds_count 1.0",
+            'bridge_dispatches_total{outcome="accepted"} 1.0',
+            "bridge_dispatch_seconds_count 1.0",
+            'bridge_n8n_results_total{recorded="finished",status="success"} 1.0',
+            'bridge_n8n_results_total{recorded="late",status="success"} 1.0',
+            'bridge_job_duration_seconds_count{status="success",workflow_key="tiktok_live_helper"} 1.0',
+            'bridge_callback_attempts_total{outcome="delivered"} 1.0',
+            "bridge_callback_attempt_seconds_count 1.0",
+            "bridge_callbacks_dead 0.0",
+        ):
+            assert line in text, f"{line!r} not in /metrics"

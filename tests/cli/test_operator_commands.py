@@ -9,6 +9,7 @@ import pytest
 
 from n8nctl.cli.main import cli
 from n8nctl.store import Store
+from tests.harness import free_port
 from tests.store.test_store import new_job
 
 
@@ -96,3 +97,21 @@ def test_redeliver_needs_exactly_one_target(store, runner):
     assert runner.invoke(cli, ["jobs", "redeliver", "job-a", "--dead"]).exit_code == 2
     missing = runner.invoke(cli, ["jobs", "redeliver", "job-b"])
     assert missing.exit_code == 4
+
+
+def test_status_shows_the_bridges_last_hour_and_fails_on_a_threshold(store, runner):
+    """Nothing runs (both services unhealthy); the store holds one succeeded job, one pending, and a
+    dead-lettered callback: over N8NCTL_ALERT_DEAD_LETTERS (0), so status names it and exits 1."""
+    delivery = store.get_job("job-a")["delivery"]
+    store.delivery_result({**delivery, "attempts": 8}, state="dead", status_code=500, error="boom")
+    env = {"N8N_PORT": str(free_port()), "BRIDGE_PORT": str(free_port())}
+    table = runner.invoke(cli, ["status"], env=env)
+    assert table.exit_code == 1, table.output
+    assert "bridge, last hour: 2 accepted, 1 succeeded, 0 failed (0 timed out)" in table.output
+    assert "queue 1; dead letters 1" in table.output
+    assert "1 callbacks in the dead letter" in table.output.splitlines()[-1]
+    report = json.loads(runner.invoke(cli, ["status", "--json"], env=env).output.split("\nn8nctl: ")[0])
+    figures = report["bridge_last_hour"]
+    assert (figures["jobs_accepted"], figures["dead_letters"]) == (2, 1)
+    assert [b["figure"] for b in figures["breaches"]] == ["dead_letters"]
+    assert report["problems"][:2] == ["unhealthy: n8n", "unhealthy: bridge"]

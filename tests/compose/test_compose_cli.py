@@ -44,7 +44,7 @@ def test_status_lists_compose_containers_and_fails_when_probes_fail_no_docker_en
     rows = {row["service"]: row for row in report["services"]}
     assert rows["postgres"]["state"] == "running (healthy)" and rows["postgres"]["healthy"] is True
     assert rows["bridge"]["healthy"] is False, "its HTTP probe failed"
-    assert "unhealthy: n8n, bridge" in result.output
+    assert "unhealthy: n8n; unhealthy: bridge" in result.output
 
 
 def test_logs_and_down_on_compose_no_docker_engine_argument_level(docker, project, settings):

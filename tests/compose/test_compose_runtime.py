@@ -77,6 +77,7 @@ def test_prod_up_scales_workers_and_passes_secrets_only_as_env_files_no_docker_e
         "rendered prod/compose.yaml",
         "rendered prod/compose.prod.yaml",
         "rendered prod/nginx/n8nctl.conf",
+        "rendered prod/prometheus/alerts.yml",
         "created the bridge's PostgreSQL role and database 'bridge'",
     ]
     command_lines = json.dumps(docker.calls())

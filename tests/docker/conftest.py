@@ -210,7 +210,7 @@ def make_stack(engine: Engine, images: dict[str, str], *, prod: bool) -> Compose
         "N8N_PORT": str(free_port()),
         "BRIDGE_PORT": str(free_port()),
         "POSTGRES_PORT": str(free_port()),
-        "BRIDGE_CALLBACK_ALLOW_HTTP_HOSTS": engine.gateway,
+        "BRIDGE_CALLBACK_ALLOW_HOSTS": engine.gateway,  # the receiver is on the private gateway (ADR 20)
         "BRIDGE_POLL_INTERVAL_SECONDS": "0.1",
         "BRIDGE_CALLBACK_RETRY_SCHEDULE": "0,1,1,1,1,1,1,1",
         "BRIDGE_CALLBACK_TIMEOUT_SECONDS": "2",

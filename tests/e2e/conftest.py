@@ -125,7 +125,12 @@ def bring_up(**extra: str) -> Stack:
         "BRIDGE_POLL_INTERVAL_SECONDS": "0.1",
         "BRIDGE_CALLBACK_RETRY_SCHEDULE": "0,1,1,1,1,1,1,1",
         "BRIDGE_CALLBACK_TIMEOUT_SECONDS": "2",
+        "BRIDGE_ENVIRONMENT": "development",  # the receivers run on loopback
         "BRIDGE_RATE_LIMIT": "100000/minute",  # the kill-switch test submits continuously
+        # the tier fails jobs on purpose (kill-switch, timeouts): status must not call that an incident
+        "N8NCTL_ALERT_JOB_FAILURE_RATE": "1",
+        "N8NCTL_ALERT_CALLBACK_FAILURE_RATE": "1",
+        "N8NCTL_ALERT_DEAD_LETTERS": "100000",
         **extra,
     }
     env = {**clean_env(), **overrides}

@@ -25,21 +25,17 @@ from n8nctl.render import nginx_context, render_nginx
 from n8nctl.settings import Settings
 from n8nctl.signing import generate_secret
 from tests.conftest import PROJECT
-from tests.harness import ServerThread, Service, bridge_service, clean_env, free_port, wait_until
+from tests.harness import ServerThread, Service, bridge_service, clean_env, free_port, system_tool, wait_until
 
 EDITOR_PASSWORD = "Editor-pass-7f3a"  # a throwaway test credential
 
 
 def nginx_binary() -> str:
-    found = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()), None
+    return system_tool(
+        "nginx",
+        also=("/usr/sbin/nginx", "/usr/local/sbin/nginx"),
+        installed_by="./scripts/test installs it with apt-get",
     )
-    if found:
-        return found
-    message = "nginx is not installed (./scripts/test installs it with apt-get)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 class EditorStandIn(ServerThread):

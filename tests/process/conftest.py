@@ -98,6 +98,7 @@ def env(project: Path, keys: Keys, fake_n8n: FakeN8n) -> dict[str, str]:
         "BRIDGE_POLL_INTERVAL_SECONDS": "0.1",
         "BRIDGE_CALLBACK_RETRY_SCHEDULE": "0,1,1,1,1,1,1,1,1,1",
         "BRIDGE_CALLBACK_TIMEOUT_SECONDS": "2",
+        "BRIDGE_ENVIRONMENT": "development",  # the receivers run on loopback
         "N8N_BASE_URL": fake_n8n.url,
         "N8NCTL_BRIDGE_URL": f"http://127.0.0.1:{port}",
         "N8NCTL_CLIENT_ID": "flowbiz",

@@ -18,13 +18,14 @@ def test_render_writes_the_stack_then_check_passes(tmp_path):
     assert result.exit_code == 0, result.output
     folder = tmp_path / "stacks" / "prod"
     assert sorted(p.name for p in folder.rglob("*") if p.is_file()) == [
+        "alerts.yml",
         "compose.prod.yaml",
         "compose.yaml",
         "n8nctl.conf",
     ]
-    assert result.output.count(": written") == 3
+    assert result.output.count(": written") == 4
     again = invoke(tmp_path, "--prod")
-    assert again.exit_code == 0 and again.output.count(": unchanged") == 3, again.output
+    assert again.exit_code == 0 and again.output.count(": unchanged") == 4, again.output
     check = invoke(tmp_path, "--prod", "--check")
     assert check.exit_code == 0, check.output
     assert "up to date" in check.output
@@ -56,3 +57,11 @@ def test_native_runtime_renders_supervisord_and_refuses_prod(tmp_path):
     refused = invoke(tmp_path, "--runtime", "native", "--prod")
     assert refused.exit_code == 2
     assert "compose runtime only" in refused.output
+
+
+def test_check_finds_hand_edited_alert_rules(tmp_path):
+    assert invoke(tmp_path, "--prod").exit_code == 0
+    alerts = tmp_path / "stacks" / "prod" / "prometheus" / "alerts.yml"
+    alerts.write_text(alerts.read_text().replace("> 0\n", "> 5\n"))
+    edited = invoke(tmp_path, "--prod", "--check")
+    assert edited.exit_code == 1 and "alerts.yml" in edited.output

@@ -22,6 +22,7 @@ from alembic.migration import MigrationContext
 
 from n8nctl.store import NewJob, Store
 from n8nctl.store.schema import audit_events, deliveries, jobs, metadata
+from tests.conftest import new_job
 
 LEASE = timedelta(seconds=60)
 
@@ -64,29 +65,6 @@ def together(calls: list[Callable[[], Any]]) -> list[Any]:
 def count(store: Store, table: sa.Table, *where: Any) -> int:
     with store._read() as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one())
-
-
-def new_job(
-    job_id: str, *, workflow_key: str = "content_pipeline", priority: int = 5, offset: float = 0
-) -> NewJob:
-    now = datetime.now(UTC) + timedelta(seconds=offset)
-    return NewJob(
-        {
-            "job_id": job_id,
-            "client_id": "flowbiz",
-            "workflow_key": workflow_key,
-            "priority": priority,
-            "timeout_seconds": 300,
-            "inputs": {},
-            "callback_url": "https://x/cb",
-            "metadata": {},
-            "user_id": None,
-            "request_hash": "h",
-            "retention_days": 90,
-            "accepted_at": now,
-            "deadline_at": now + timedelta(seconds=300),
-        }
-    )
 
 
 def test_migrations_produce_exactly_the_declared_schema(store):
