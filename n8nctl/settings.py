@@ -107,6 +107,21 @@ class Settings(BaseSettings):
     nginx_editor_password: SecretStr = SecretStr("")
     nginx_htpasswd_file: str = Field(default="", pattern=r"^$|" + SAFE_VALUE)
 
+    # --- backup, restore, prune (issue 10) ---
+    n8nctl_backup_dir: Path | None = None
+    n8nctl_backup_encryption_key: SecretStr = SecretStr("")  # an age identity, AGE-SECRET-KEY-1...
+    n8nctl_backup_s3_bucket: str = ""
+    n8nctl_backup_s3_prefix: str = Field(default="n8nctl", pattern=r"^[A-Za-z0-9._/-]*$")
+    n8nctl_backup_s3_region: str = ""
+    n8nctl_backup_s3_endpoint_url: str = ""
+    n8nctl_backup_s3_access_key_id: str = ""
+    n8nctl_backup_s3_secret_access_key: SecretStr = SecretStr("")
+    n8nctl_backup_s3_sse: Literal["AES256", "aws:kms", "none"] = "AES256"
+    n8nctl_backup_keep_daily: int = Field(default=7, ge=0)
+    n8nctl_backup_keep_weekly: int = Field(default=4, ge=0)
+    n8nctl_backup_keep_monthly: int = Field(default=6, ge=0)
+    n8nctl_prune_executions_hours: int = Field(default=336, ge=0)
+
     @field_validator("nginx_editor_allow")
     @classmethod
     def _cidrs_parse(cls, value: str) -> str:
@@ -166,6 +181,10 @@ class Settings(BaseSettings):
 
     def stack_dir(self, name: str) -> Path:
         return self.n8nctl_project_dir / "stacks" / name
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.n8nctl_backup_dir or self.n8nctl_project_dir / "backups"
 
     @property
     def n8n_url(self) -> str:

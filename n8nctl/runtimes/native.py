@@ -9,21 +9,44 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
 from n8nctl.adapters import probe
-from n8nctl.adapters.process import lines, run
+from n8nctl.adapters.process import background, lines, run
 from n8nctl.envfile import write_private
 from n8nctl.errors import N8nctlError, NotFoundError
 from n8nctl.health import probe_services
 from n8nctl.render import native_context, render_native, write_stack
-from n8nctl.runtimes import HEALTH_TIMEOUT, Progress, Runtime, ServiceState, Started
-from n8nctl.runtimes.n8n_npm import ensure_n8n, node_bin_dir
+from n8nctl.runtimes import (
+    HEALTH_TIMEOUT,
+    ActiveStack,
+    N8nDump,
+    Progress,
+    Runtime,
+    ServiceState,
+    Started,
+    free_port,
+    wait_ready,
+)
+from n8nctl.runtimes.n8n_npm import (
+    DATA_FOLDER,
+    LEAVE_OUT,
+    ensure_n8n,
+    migration_of,
+    n8n_cli,
+    n8n_command,
+    node_bin_dir,
+    user_folder_env,
+)
 from n8nctl.runtimes.native_queue import SQLITE, QueueMode, Worker, guard_database, record_database, workers
 from n8nctl.wait import until
 
@@ -36,6 +59,8 @@ FAILED = ("FATAL", "BACKOFF", "EXITED")
 
 class NativeRuntime(Runtime):
     name = "native"
+    n8n_database = "sqlite"
+    _cleanup: ExitStack  # a drill copy's: what `serve_n8n` started
 
     @property
     def conf(self) -> Path:
@@ -272,3 +297,80 @@ class NativeRuntime(Runtime):
 
     def follow(self, services: Sequence[str], *, tail: int) -> Iterator[str]:
         return lines(["tail", "-n", str(tail), "-F", *map(str, self._log_files(services))])
+
+    # -- backup and restore --------------------------------------------------------------------------------
+
+    @property
+    def n8n_folder(self) -> Path:
+        """N8N_USER_FOLDER of the n8n program; n8n keeps its data in .n8n/ inside it."""
+        return self.settings.state_dir / "n8n"
+
+    def dump_n8n(self, dest: Path) -> N8nDump:
+        from n8nctl.backup.archive import pack
+
+        data = self.n8n_folder / DATA_FOLDER
+        live = data / "database.sqlite"
+        if not live.exists():
+            raise NotFoundError(f"no n8n database at {live}", fix="Start the stack once: n8nctl up.")
+        database = dest / "database.sqlite"
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        # SQLite's online backup API: one consistent snapshot while n8n keeps writing (a copy of the
+        # file could catch a write half done, or miss what is still in the -wal file)
+        source, target = sqlite3.connect(live, timeout=30), sqlite3.connect(database)
+        try:
+            source.backup(target)
+        finally:
+            source.close()
+            target.close()
+        user_folder = dest / "user-folder.tar"
+        pack(data, user_folder, leave_out=LEAVE_OUT)
+        return N8nDump(database, user_folder, migration_of(database))
+
+    def restore_n8n(self, dump: N8nDump) -> None:
+        """The n8n folder there was is kept beside it as n8n.before-restore-<UTC time>."""
+        from n8nctl.backup.archive import unpack
+
+        if self.n8n_folder.exists():
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            self.n8n_folder.rename(self.n8n_folder.with_name(f"n8n.before-restore-{stamp}"))
+        data = self.n8n_folder / DATA_FOLDER
+        unpack(dump.user_folder, data)
+        self.n8n_folder.chmod(0o700)
+        shutil.copyfile(dump.database, data / "database.sqlite")
+        (data / "database.sqlite").chmod(0o600)
+
+    def encryption_key(self) -> str:
+        try:
+            config = json.loads((self.n8n_folder / DATA_FOLDER / "config").read_text())
+            return str(config["encryptionKey"])
+        except (FileNotFoundError, ValueError, KeyError):
+            return self.settings.n8n_encryption_key.get_secret_value()
+
+    def n8n_cli(self, *args: str, what: str) -> str:
+        return n8n_cli(self.settings, self.n8n_folder, *args, what=what, fix="See n8n's output with -vv.")
+
+    @contextmanager
+    def drill_copy(self, work: Path) -> Iterator[Runtime]:
+        settings = self.settings.model_copy(
+            update={"n8nctl_state_dir": work, "n8n_port": free_port(), "n8n_runners_broker_port": free_port()}
+        )
+        copy = NativeRuntime(settings, ActiveStack("native", "drill"))
+        with ExitStack() as cleanup:
+            copy._cleanup = cleanup
+            yield copy
+
+    def serve_n8n(self) -> float:
+        """n8n alone, outside supervisord, on the copy's ports; stopped when the drill copy closes."""
+        env = user_folder_env(
+            self.n8n_folder,
+            N8N_PORT=str(self.settings.n8n_port),
+            N8N_RUNNERS_BROKER_PORT=str(self.settings.n8n_runners_broker_port),
+        )
+        command = [*n8n_command(ensure_n8n(self.settings, lambda message: None)), "start"]
+        self._cleanup.enter_context(
+            background(command, log_file=self.settings.state_dir / "n8n.log", env=env)
+        )
+        return wait_ready(self.settings)
+
+    def stop_for_restore(self) -> None:
+        self.down()

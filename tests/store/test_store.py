@@ -76,7 +76,7 @@ def test_migrations_produce_exactly_the_declared_schema(store):
 def test_migrate_twice_is_a_no_op(store):
     store.migrate()
     with store._writer.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0002"
 
 
 def test_sqlite_runs_wal_with_full_sync(tmp_path):
@@ -297,7 +297,7 @@ def test_migrations_run_together_migrate_once(store_url):
     assert sorted(before) == sorted(["None", *[migrations.head()] * 3]), "exactly one of them migrated"
     store = Store(store_url)
     with store._writer.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == ["0002"]
     store.close()
 
 
