@@ -202,6 +202,8 @@ def main() -> None:
             if name == "bare"
             else [str(venv_bin / "n8nctl"), "bridge", "serve", "--port", str(port), "--log-level", "warning"]
         )
+        if name != "bare":  # the bridge serves a migrated store only (docs/adr/0040)
+            subprocess.run([str(venv_bin / "n8nctl"), "bridge", "migrate"], env=env, cwd=work, check=True)
         process = subprocess.Popen(command, env=env, cwd=work)
         try:
             wait_healthy(f"http://127.0.0.1:{port}/healthz", process)

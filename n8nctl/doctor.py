@@ -32,6 +32,7 @@ CLASSES = (
     Class(
         15, "encryption_key", "N8N_ENCRYPTION_KEY is missing, or is not the key n8n's data is encrypted with"
     ),
+    Class(16, "version_mismatch", "the runtimes, or the running n8n, are not on the n8n N8N_VERSION names"),
 )
 MIN_KEY_BYTES = 24  # whsec keys: init makes 32 random bytes (43 characters of text for n8n's)
 MIN_TEXT_CHARS = 16  # tokens and passwords: init makes 32 or more
@@ -54,8 +55,11 @@ class Diagnosis:
         return next((c.code for c in CLASSES if c.name in found), 0)
 
 
-def diagnose(settings: Settings, *, api_key_works: bool | None) -> Diagnosis:
-    """`api_key_works`: n8n's verdict on the API key, None when it could not be asked."""
+def diagnose(
+    settings: Settings, *, api_key_works: bool | None, running_version: str | None = None
+) -> Diagnosis:
+    """`api_key_works`: n8n's verdict on the API key, None when it could not be asked;
+    `running_version`: the version the running n8n reports, None when it does not answer."""
     result = Diagnosis()
     _secrets(settings, result)
     _env_file(settings, result)
@@ -70,7 +74,34 @@ def diagnose(settings: Settings, *, api_key_works: bool | None) -> Diagnosis:
             )
         )
     _encryption_key(settings, result)
+    _versions(settings, running_version, result)
     return result
+
+
+def _versions(settings: Settings, running: str | None, result: Diagnosis) -> None:
+    """One n8n version everywhere: the compose image tag is N8N_VERSION, the native runtime installs
+    its lock file's pin, and a running n8n says which it is."""
+    from n8nctl.runtimes.n8n_npm import pinned_version
+
+    wanted, pinned = settings.n8n_version, pinned_version()
+    if wanted != pinned:
+        result.findings.append(
+            Finding(
+                "version_mismatch",
+                f"N8N_VERSION is {wanted} (the compose image tag), but the native runtime installs n8n "
+                f"{pinned}: set N8N_VERSION={pinned}, or update n8nctl/runtimes/n8n-npm/ (RUNBOOK)",
+            )
+        )
+    if running is None:
+        result.not_checked.append("the running n8n's version: n8n does not answer")
+    elif running != wanted:
+        result.findings.append(
+            Finding(
+                "version_mismatch",
+                f"the running n8n is {running}, N8N_VERSION is {wanted}: n8nctl up runs the configured one "
+                "(a backup restores into the version it was taken from only)",
+            )
+        )
 
 
 def _value(settings: Settings, name: str) -> str:

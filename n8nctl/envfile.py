@@ -26,6 +26,7 @@ GENERATED: dict[str, Callable[[], str]] = {
     "N8N_OWNER_PASSWORD": lambda: f"Fb7{secrets.token_urlsafe(24)}",
     "POSTGRES_PASSWORD": lambda: secrets.token_urlsafe(24),
     "BRIDGE_POSTGRES_PASSWORD": lambda: secrets.token_urlsafe(24),
+    "REDIS_PASSWORD": lambda: secrets.token_urlsafe(24),
     "NGINX_EDITOR_PASSWORD": lambda: secrets.token_urlsafe(24),
 }
 _ASSIGNMENT = re.compile(r"^(?P<name>[A-Z][A-Z0-9_]*)=(?P<value>.*)$")

@@ -42,6 +42,12 @@ class UnreachableError(N8nctlError):
     exit_code = 5
 
 
+class SchemaError(N8nctlError):
+    """The bridge's job store is not at the schema revision of this code. Exit code 9."""
+
+    exit_code = 9
+
+
 class RemoteError(N8nctlError):
     """A service answered with an error. Exit code 6. Carries the HTTP status and error_code."""
 
@@ -50,3 +56,15 @@ class RemoteError(N8nctlError):
     def __init__(self, what: str, *, status: int, error_code: str, why: str = "", fix: str = "") -> None:
         self.status, self.error_code = status, error_code
         super().__init__(what, why=why or f"HTTP {status} {error_code}", fix=fix)
+
+
+class NotRestorableError(N8nctlError):
+    """A backup fails its checks: a checksum, its decryption, or the restore drill. Exit code 7."""
+
+    exit_code = 7
+
+
+class BusyError(N8nctlError):
+    """Another backup, restore or prune holds the lock. Exit code 8 (cron: try again later)."""
+
+    exit_code = 8

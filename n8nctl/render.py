@@ -43,9 +43,21 @@ def environment(templates: Path = TEMPLATES) -> jinja2.Environment:
     )
 
 
-def native_context(settings: Settings, *, n8n_home: Path, node_dir: Path) -> dict[str, Any]:
+def native_context(settings: Settings, *, n8n_home: Path, node_dir: Path, workers: int) -> dict[str, Any]:
+    """`workers`: n8n workers in queue mode (N8NCTL_QUEUE_MODE; `up --workers` may differ from
+    N8NCTL_WORKERS)."""
     state = settings.state_dir.resolve()
+    queue = None
+    if settings.n8nctl_queue_mode:
+        from n8nctl.runtimes.native_queue import QueueMode
+        from n8nctl.runtimes.native_queue import workers as worker_list
+
+        queue = QueueMode(settings).context() | {
+            "workers": worker_list(settings, workers),
+            "concurrency": settings.n8nctl_worker_concurrency,
+        }
     return {
+        "queue": queue,
         "stack": settings.stack_name(prod=False),
         "project_dir": settings.n8nctl_project_dir.resolve(),
         "state_dir": state,
@@ -168,12 +180,15 @@ def render_stack(settings: Settings, *, runtime: Runtime, prod: bool) -> dict[st
         if prod:
             raise ConfigError(
                 "the prod stack runs on the compose runtime only",
-                why="its n8n queue mode needs PostgreSQL and Redis, which the native runtime does not run",
+                why="its hardening (limits, restarts, log rotation) is compose's; the native runtime's queue "
+                "mode is N8NCTL_QUEUE_MODE=true",
                 fix="Use --runtime compose (or no --runtime) with --prod.",
             )
         from n8nctl.runtimes.n8n_npm import n8n_home, node_bin_dir
 
-        context = native_context(settings, n8n_home=n8n_home(settings), node_dir=node_bin_dir())
+        context = native_context(
+            settings, n8n_home=n8n_home(settings), node_dir=node_bin_dir(), workers=settings.n8nctl_workers
+        )
         files = {"supervisord.conf": render_native(context)}
     else:
         files = render_compose(compose_context(settings, prod=prod))

@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     n8nctl_runtime: Literal["auto", "compose", "native"] = "auto"
     n8nctl_workers: int = Field(default=1, ge=1, le=32)
     n8nctl_worker_concurrency: int = Field(default=10, ge=1, le=200)
+    # --- native queue mode (issue 11): n8n main + workers on PostgreSQL and Redis, without Docker ---
+    n8nctl_queue_mode: bool = False
+    n8nctl_worker_base_port: int = Field(default=5690, ge=1024, le=65535 - 64)
+    n8n_database_url: SecretStr = SecretStr("")  # may carry a password
+    n8n_redis_url: SecretStr = SecretStr("")  # may carry a password
+    redis_port: int = Field(default=6380, ge=1, le=65535)
+    redis_password: SecretStr = SecretStr("")
     n8n_image: str = Field(default="docker.n8n.io/n8nio/n8n", pattern=SAFE_VALUE)
     bridge_image: str = Field(default="n8nctl-bridge", pattern=SAFE_VALUE)
     bridge_base_image: str = Field(default="python:3.11.11-slim-bookworm", pattern=SAFE_VALUE)
@@ -101,6 +108,21 @@ class Settings(BaseSettings):
     nginx_editor_user: str = Field(default="operator", pattern=r"^[A-Za-z0-9._-]+$")
     nginx_editor_password: SecretStr = SecretStr("")
     nginx_htpasswd_file: str = Field(default="", pattern=r"^$|" + SAFE_VALUE)
+
+    # --- backup, restore, prune (issue 10) ---
+    n8nctl_backup_dir: Path | None = None
+    n8nctl_backup_encryption_key: SecretStr = SecretStr("")  # an age identity, AGE-SECRET-KEY-1...
+    n8nctl_backup_s3_bucket: str = ""
+    n8nctl_backup_s3_prefix: str = Field(default="n8nctl", pattern=r"^[A-Za-z0-9._/-]*$")
+    n8nctl_backup_s3_region: str = ""
+    n8nctl_backup_s3_endpoint_url: str = ""
+    n8nctl_backup_s3_access_key_id: str = ""
+    n8nctl_backup_s3_secret_access_key: SecretStr = SecretStr("")
+    n8nctl_backup_s3_sse: Literal["AES256", "aws:kms", "none"] = "AES256"
+    n8nctl_backup_keep_daily: int = Field(default=7, ge=0)
+    n8nctl_backup_keep_weekly: int = Field(default=4, ge=0)
+    n8nctl_backup_keep_monthly: int = Field(default=6, ge=0)
+    n8nctl_prune_executions_hours: int = Field(default=336, ge=0)
 
     @field_validator("nginx_editor_allow")
     @classmethod
@@ -170,6 +192,10 @@ class Settings(BaseSettings):
 
     def stack_dir(self, name: str) -> Path:
         return self.n8nctl_project_dir / "stacks" / name
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.n8nctl_backup_dir or self.n8nctl_project_dir / "backups"
 
     @property
     def n8n_url(self) -> str:

@@ -88,7 +88,8 @@ class StackStatus:
     @property
     def problems(self) -> list[str]:
         """Unhealthy services, then the bridge's figures over their thresholds."""
-        unhealthy = [f"unhealthy: {row.service}" for row in self.services if not row.healthy]
+        down = dict.fromkeys(row.service for row in self.services if not row.healthy)  # once per service
+        unhealthy = [f"unhealthy: {service}" for service in down]
         breaches = self.bridge_last_hour.breaches if self.bridge_last_hour else []
         return unhealthy + [breach.message for breach in breaches]
 
@@ -124,7 +125,7 @@ def services(settings: Settings) -> list[StatusRow]:
                 state=state.state,
                 healthy=state.ready and (probe is None or probe.healthy),
                 version=probe.version if probe else None,
-                url=probe.url if probe else None,
+                url=probe.url if probe else state.url,
             )
         )
     seen = {row.service for row in rows}

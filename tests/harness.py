@@ -71,6 +71,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive ports free on 127.0.0.1 (n8n workers take theirs from a base)."""
+    while True:
+        first = free_port()
+        if first + count > 65535:
+            continue
+        sockets = []
+        try:
+            for port in range(first, first + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+
+
 def clean_env() -> dict[str, str]:
     """This process's environment without any n8nctl setting, so a developer's shell cannot leak in."""
     return {k: v for k, v in os.environ.items() if not k.startswith(("N8NCTL_", "BRIDGE_", "N8N_"))}
@@ -159,9 +179,20 @@ class Service:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
+class BridgeService(Service):
+    def start(self, timeout: float = 20.0) -> None:
+        """`n8nctl bridge migrate` first, as `n8nctl up` does: the bridge refuses a store behind its code."""
+        migrate = [str(Path(sys.executable).parent / "n8nctl"), "bridge", "migrate"]
+        done = subprocess.run(
+            migrate, env=self.env, cwd=self.cwd, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        super().start(timeout)
+
+
 def bridge_service(env: dict[str, str], cwd: Path, port: int) -> Service:
     """`n8nctl bridge serve` on 127.0.0.1:`port` as a real process (not started yet)."""
-    return Service(
+    return BridgeService(
         "bridge",
         [str(Path(sys.executable).parent / "n8nctl"), "bridge", "serve", "--port", str(port)],
         env=env,

@@ -43,6 +43,14 @@ def _connect(
         ) from None
 
 
+def url(user: str, password: str, host: str, port: int, database: str) -> str:
+    """A SQLAlchemy URL (psycopg) with its parts escaped."""
+    from sqlalchemy.engine import URL
+
+    parts = URL.create("postgresql+psycopg", user, password, host, port, database)
+    return parts.render_as_string(hide_password=False)
+
+
 def check_login(url: str, *, wrong_password: N8nctlError) -> None:
     """Connect once; `wrong_password` is raised when the server refuses the password."""
     _connect(url, wrong_password=wrong_password).close()

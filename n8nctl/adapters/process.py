@@ -6,6 +6,7 @@ import logging
 import shlex
 import subprocess
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from n8nctl.errors import N8nctlError
@@ -22,6 +23,7 @@ def run(
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
     ok_codes: Collection[int] = (0,),
+    stdin: str | None = None,
 ) -> str:
     """Run `command`; return its stdout. When it exits with a code not in `ok_codes`, raise
     N8nctlError with the output's last lines.
@@ -31,7 +33,7 @@ def run(
     log.debug("run: %s", shlex.join(args))
     try:
         done = subprocess.run(
-            args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+            args, cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
         )
     except FileNotFoundError:
         raise N8nctlError(what, why=f"{args[0]} is not installed", fix=fix) from None
@@ -57,3 +59,22 @@ def lines(command: Sequence[str | Path]) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@contextmanager
+def background(command: Sequence[str | Path], *, log_file: Path, env: Mapping[str, str]) -> Iterator[None]:
+    """Run `command` while the block runs (its output to `log_file`), then stop it: SIGTERM, and
+    SIGKILL after 30 s."""
+    args = [str(part) for part in command]
+    log.debug("start: %s", shlex.join(args))
+    with log_file.open("ab") as output:
+        process = subprocess.Popen(args, env=env, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)

@@ -86,7 +86,8 @@ class Bridge:
     # -- lifecycle ------------------------------------------------------------------------------------
 
     async def start(self, *, workers: bool = True) -> None:
-        await asyncio.to_thread(self.store.migrate)
+        # never migrates: `n8nctl bridge migrate` (or up) does, once, before replicas roll out (ADR 40)
+        await asyncio.to_thread(self.store.check_schema)
         loops = [self._intake_loop]
         if workers:
             loops += [self._dispatch_loop, self._delivery_loop, self._sweep_loop, self._reconcile_loop]

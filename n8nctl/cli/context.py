@@ -30,16 +30,13 @@ def open_store(settings: Settings) -> Store:
             why="the bridge has not run in this project yet",
             fix="Start it (n8nctl up) or set BRIDGE_DATABASE_URL.",
         )
-    from sqlalchemy.exc import OperationalError
+    from n8nctl.store.core import answering
 
     store = Store(url)
     try:
-        store.ping()
-    except OperationalError:
-        raise UnreachableError(
-            "the bridge's job store did not answer",
-            why="its database is down or refuses the connection (BRIDGE_DATABASE_URL, or the prod "
-            "stack's PostgreSQL on POSTGRES_PORT)",
-            fix="Check the database server (n8nctl status), then retry.",
-        ) from None
+        with answering():
+            store.ping()
+    except UnreachableError:
+        store.close()
+        raise
     return store

@@ -22,7 +22,7 @@ def _progress(message: str) -> None:
 @click.option(
     "--workers",
     type=click.IntRange(1, 32),
-    help="n8n queue-mode workers of the prod stack [default: N8NCTL_WORKERS, 1].",
+    help="n8n queue-mode workers (the prod stack, or N8NCTL_QUEUE_MODE=true) [default: N8NCTL_WORKERS, 1].",
 )
 @click.option(
     "--runtime",
@@ -35,7 +35,9 @@ def up(prod: bool, workers: int | None, runtime: str | None, as_json: bool) -> N
 
     Chooses the runtime and says which: compose when a Docker engine answers (renders
     stacks/<stack>/compose.yaml, runs it with docker compose), else native (installs the pinned n8n
-    once, cached, and runs n8n and the bridge under supervisord). Waits until every service is
+    once, cached, and runs n8n and the bridge under supervisord; with N8NCTL_QUEUE_MODE=true, n8n's
+    main process and N8NCTL_WORKERS workers on PostgreSQL and Redis). Migrates the bridge's job
+    store before the bridge starts. Waits until every service is
     healthy (or names the one that is not, with its last log lines), bootstraps n8n (owner, API key,
     credentials from .env) and imports the registry's workflows. Creates .env with fresh secrets
     first when there is none. Running it again changes only what differs, and says so.
@@ -45,6 +47,7 @@ def up(prod: bool, workers: int | None, runtime: str | None, as_json: bool) -> N
       n8nctl up
       n8nctl up --prod --workers 3
       n8nctl up --runtime native
+      n8nctl up --workers 3      # with N8NCTL_QUEUE_MODE=true in .env: three native workers
       N8NCTL_STACK=second N8N_PORT=5700 N8N_RUNNERS_BROKER_PORT=5701 BRIDGE_PORT=8100 n8nctl up
     """
     from n8nctl import stack
@@ -58,14 +61,21 @@ def up(prod: bool, workers: int | None, runtime: str | None, as_json: bool) -> N
         _progress(f"created .env (mode 0600) with new values for: {', '.join(generated)}")
         write_editor_htpasswd(project_dir)
     settings = settings_from_env()
-    if workers and not prod:
-        raise ConfigError("--workers needs --prod", why="only the prod stack runs n8n in queue mode")
+    if workers and not (prod or settings.n8nctl_queue_mode):
+        raise ConfigError(
+            "--workers needs --prod or N8NCTL_QUEUE_MODE=true",
+            why="only n8n in queue mode has workers",
+        )
     chosen, why = choose(
         settings, runtime, prod=prod, engine_answers=lambda: engine_answers(host=settings.docker_host or None)
     )
     _progress(f"runtime: {chosen} ({why})")
     wanted = ActiveStack(
-        chosen, settings.stack_name(prod=prod), prod=prod, workers=workers or settings.n8nctl_workers
+        chosen,
+        settings.stack_name(prod=prod),
+        prod=prod,
+        workers=workers or settings.n8nctl_workers,
+        queue=chosen == "native" and settings.n8nctl_queue_mode,
     )
     report = stack.up(settings, wanted, _progress)
     for change in report.changes:
@@ -178,7 +188,8 @@ def _last_hour_line(figures: BridgeFigures) -> str:
 @click.option("-n", "--lines", default=50, show_default=True, help="Lines to show first.")
 def logs(service: str | None, follow: bool, lines: int) -> None:
     """Show a service's log (all services when none is named), on either runtime. Services: n8n and
-    bridge everywhere; supervisord on the native runtime; postgres, redis and n8n-worker on compose.
+    bridge everywhere; supervisord on the native runtime; postgres, redis and n8n-worker (every
+    worker) on compose and in native queue mode.
 
     \b
     Example:

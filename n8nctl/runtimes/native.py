@@ -1,24 +1,57 @@
 """The native runtime: n8n (installed from npm into the cache, n8nctl/runtimes/n8n_npm.py) and the
-bridge as programs of one supervisord, rendered from templates/native/. For hosts without Docker."""
+bridge as programs of one supervisord, rendered from templates/native/. For hosts without Docker.
+
+With N8NCTL_QUEUE_MODE, n8n runs in queue mode: its main process, one `n8n worker` program per worker
+and, unless configured elsewhere, the PostgreSQL and Redis they share (runtimes/native_queue.py)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 
-from n8nctl.adapters.process import lines, run
+from n8nctl.adapters import probe
+from n8nctl.adapters.process import background, lines, run
+from n8nctl.envfile import write_private
 from n8nctl.errors import N8nctlError, NotFoundError
 from n8nctl.health import probe_services
 from n8nctl.render import native_context, render_native, write_stack
-from n8nctl.runtimes import HEALTH_TIMEOUT, Progress, Runtime, ServiceState, Started
-from n8nctl.runtimes.n8n_npm import ensure_n8n, node_bin_dir
+from n8nctl.runtimes import (
+    HEALTH_TIMEOUT,
+    ActiveStack,
+    N8nDump,
+    Progress,
+    Runtime,
+    ServiceState,
+    Started,
+    free_port,
+    wait_ready,
+)
+from n8nctl.runtimes.n8n_npm import (
+    DATA_FOLDER,
+    LEAVE_OUT,
+    ensure_n8n,
+    migration_of,
+    n8n_cli,
+    n8n_command,
+    node_bin_dir,
+    user_folder_env,
+)
+from n8nctl.runtimes.native_queue import SQLITE, QueueMode, Worker, guard_database, record_database, workers
 from n8nctl.wait import until
 
 PROGRAMS = ("n8n", "bridge")
+WORKER = "n8n-worker"  # the service of every worker program (n8n-worker-1, -2, ...)
 BIN = Path(sys.executable).parent
 # supervisord states from which a program does not come up by waiting
 FAILED = ("FATAL", "BACKOFF", "EXITED")
@@ -26,6 +59,8 @@ FAILED = ("FATAL", "BACKOFF", "EXITED")
 
 class NativeRuntime(Runtime):
     name = "native"
+    n8n_database = "sqlite"
+    _cleanup: ExitStack  # a drill copy's: what `serve_n8n` started
 
     @property
     def conf(self) -> Path:
@@ -39,9 +74,24 @@ class NativeRuntime(Runtime):
     def log_dir(self) -> Path:
         return self.settings.state_dir / "logs"
 
+    @cached_property
+    def queue(self) -> QueueMode | None:
+        return QueueMode(self.settings) if self.stack.queue else None
+
+    @cached_property
+    def workers(self) -> list[Worker]:
+        return workers(self.settings, self.stack.workers) if self.queue else []
+
+    @property
+    def programs(self) -> tuple[str, ...]:
+        """Services that are supervisord programs (the workers are one service, many programs)."""
+        if self.queue is None:
+            return PROGRAMS
+        return (*self.queue.programs, "n8n", WORKER, "bridge")
+
     @property
     def services(self) -> tuple[str, ...]:
-        return ("supervisord", *PROGRAMS)
+        return ("supervisord", *self.programs)
 
     def pid(self) -> int | None:
         try:
@@ -54,13 +104,34 @@ class NativeRuntime(Runtime):
     # -- up ------------------------------------------------------------------------------------------
 
     def start(self, progress: Progress) -> Started:
+        secrets = self.queue.secret_env() if self.queue else self._encryption_key()
+        n8n_folder, database = (
+            self.settings.state_dir / "n8n",
+            self.queue.database() if self.queue else SQLITE,
+        )
+        guard_database(n8n_folder, database)
         home = ensure_n8n(self.settings, progress)
-        text = render_native(native_context(self.settings, n8n_home=home, node_dir=node_bin_dir()))
-        changed = bool(write_stack({self.conf.name: text}, self.folder))
+        context = native_context(
+            self.settings, n8n_home=home, node_dir=node_bin_dir(), workers=self.stack.workers
+        )
+        changed = bool(write_stack({self.conf.name: render_native(context)}, self.folder))
         report = Started(started=self.pid() is None, logs=str(self.log_dir))
-        if report.started:
-            progress(f"starting n8n {self.settings.n8n_version} and the bridge (native runtime, {self.conf})")
-            self._supervisord()
+        self.prepare_store(report)
+        running = not report.started
+        if running and self._secrets_changed(secrets):
+            progress("the secrets supervisord passes to n8n changed: restarting the native stack")
+            self.down()
+            report.changes.append(
+                "restarted the native stack (the secrets n8n reads from its environment changed)"
+            )
+            running = False
+        if self.queue:
+            report.changes += self.queue.prepare(progress)
+            for worker in self.workers:
+                worker.folder.mkdir(mode=0o700, exist_ok=True)
+        if not running:
+            progress(f"starting {', '.join(self.programs)} (native runtime, {self.conf})")
+            self._supervisord(secrets)
         elif changed:
             progress("the rendered config changed: applying it")
             self._ctl("update")
@@ -68,40 +139,65 @@ class NativeRuntime(Runtime):
         if not report.started:
             for state in self.states():
                 if state.state in ("STOPPED", *FAILED):
-                    self._ctl("start", state.service)
-                    report.changes.append(f"started {state.service} (was {state.state})")
-        progress("waiting for n8n and the bridge to be healthy...")
+                    self._ctl("start", state.instance)
+                    report.changes.append(f"started {state.instance} (was {state.state})")
+        if self.queue:
+            progress("waiting for n8n's PostgreSQL and Redis...")
+            self.queue.check()
+        progress(f"waiting for {', '.join(self.programs)} to be healthy...")
         self.wait_healthy()
+        record_database(n8n_folder, database)
         return report
 
-    def _supervisord(self) -> None:
+    def _encryption_key(self) -> dict[str, str]:
+        key = self.settings.n8n_encryption_key.get_secret_value()
+        return {"N8N_ENCRYPTION_KEY": key} if key else {}
+
+    @property
+    def _secrets_file(self) -> Path:
+        return self.settings.state_dir / "run" / "secrets.sha256"
+
+    @staticmethod
+    def _fingerprint(secrets: dict[str, str]) -> str:
+        return hashlib.sha256(json.dumps(secrets, sort_keys=True).encode()).hexdigest()
+
+    def _secrets_changed(self, secrets: dict[str, str]) -> bool:
+        """supervisord hands its programs the environment it started with: a changed secret needs a
+        new supervisord. A stack started before fingerprints were kept is taken as unchanged."""
+        if not self._secrets_file.exists():
+            write_private(self._secrets_file, self._fingerprint(secrets) + "\n")
+            return False
+        return self._secrets_file.read_text().strip() != self._fingerprint(secrets)
+
+    def _supervisord(self, secrets: dict[str, str]) -> None:
         for folder in ("run", "logs", "n8n"):
             (self.settings.state_dir / folder).mkdir(mode=0o700, parents=True, exist_ok=True)
-        env = dict(os.environ)
-        if key := self.settings.n8n_encryption_key.get_secret_value():
-            env["N8N_ENCRYPTION_KEY"] = key
         run(
             [BIN / "supervisord", "-c", self.conf],
             what="supervisord did not start",
-            env=env,
+            env=dict(os.environ) | secrets,
             fix=f"See {self.log_dir / 'supervisord.log'}.",
             timeout=30,
         )
+        write_private(self._secrets_file, self._fingerprint(secrets) + "\n")
 
     def wait_healthy(self, timeout: float = HEALTH_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
         while True:
-            for state in self.states():
+            states = self.states()
+            for state in states:
                 if state.failed:
                     raise N8nctlError(
-                        f"{state.service} did not start ({state.state})",
-                        why="its last log lines:\n" + self._tail(state.service),
-                        fix=f"See {self.log_dir / (state.service + '.log')}.",
+                        f"{state.instance} did not start ({state.state})",
+                        why="its last log lines:\n" + self._tail(state.instance),
+                        fix=f"See {self.log_dir / (state.instance + '.log')}.",
                     )
-            waiting = [name for name, probe in probe_services(self.settings).items() if not probe.healthy]
+            waiting = [state.instance for state in states if not state.ready]
+            waiting += [name for name, answer in probe_services(self.settings).items() if not answer.healthy]
             if not waiting:
                 return
             if time.monotonic() > deadline:
+                waiting = list(dict.fromkeys(waiting))
                 raise N8nctlError(
                     f"{', '.join(waiting)} not healthy after {timeout:.0f} s",
                     why="last log lines:\n" + "\n".join(self._tail(name) for name in waiting),
@@ -130,14 +226,19 @@ class NativeRuntime(Runtime):
             timeout=30,
             ok_codes=(0, 3),
         )
+        health = {worker.name: worker.health_url for worker in self.workers}
         states = []
         for line in output.splitlines():
             parts = line.split()
-            if len(parts) >= 2 and parts[0] in PROGRAMS:
-                name, state = parts[0], parts[1]
-                states.append(
-                    ServiceState(name, name, state, ready=state == "RUNNING", failed=state in FAILED)
-                )
+            if len(parts) < 2:
+                continue
+            name, state = parts[0], parts[1]
+            service = WORKER if name in health else name
+            if service not in self.programs:
+                continue
+            url = health.get(name)  # a worker is ready when n8n's worker server says so
+            ready = state == "RUNNING" and (url is None or probe.status(url) == 200)
+            states.append(ServiceState(service, name, state, ready=ready, failed=state in FAILED, url=url))
         return states
 
     def down(self, timeout: float = 60) -> bool:
@@ -153,15 +254,25 @@ class NativeRuntime(Runtime):
             )
         return True
 
+    def _programs_of(self, service: str) -> list[str]:
+        """A service's programs; n8n in queue mode is its main process and its workers, which run the
+        executions (the kill-switch stops and starts them together, as on compose)."""
+        self.check_services([service])
+        names = [worker.name for worker in self.workers]
+        if service == WORKER:
+            return names
+        return [service, *names] if service == "n8n" else [service]
+
     def stop_service(self, service: str) -> None:
-        self._ctl("stop", service)
+        self._ctl("stop", *self._programs_of(service))
 
     def start_service(self, service: str) -> None:
-        self._ctl("start", service)
+        self._ctl("start", *self._programs_of(service))
 
     def _log_files(self, services: Sequence[str]) -> list[Path]:
         self.check_services(services)
-        files = [self.log_dir / f"{name}.log" for name in (services or self.services)]
+        names = [name for service in (services or self.services) for name in self._log_names(service)]
+        files = [self.log_dir / f"{name}.log" for name in names]
         present = [f for f in files if f.exists()]
         if not present:
             raise NotFoundError(f"no logs in {self.log_dir}", fix="Start the stack: n8nctl up.")
@@ -173,8 +284,93 @@ class NativeRuntime(Runtime):
             return "(no log yet)"
         return "\n".join(path.read_text(errors="replace").splitlines()[-count:])
 
+    def _log_names(self, service: str) -> list[str]:
+        return [worker.name for worker in self.workers] if service == WORKER else [service]
+
     def logs(self, services: Sequence[str], *, tail: int) -> str:
-        return "".join(self._tail(path.stem, tail) + "\n" for path in self._log_files(services))
+        files = self._log_files(services)
+        headed = len(files) > 1  # as tail(1) does, so the lines of several files are told apart
+        return "".join(
+            (f"==> {path.name} <==\n" if headed else "") + self._tail(path.stem, tail) + "\n"
+            for path in files
+        )
 
     def follow(self, services: Sequence[str], *, tail: int) -> Iterator[str]:
         return lines(["tail", "-n", str(tail), "-F", *map(str, self._log_files(services))])
+
+    # -- backup and restore --------------------------------------------------------------------------------
+
+    @property
+    def n8n_folder(self) -> Path:
+        """N8N_USER_FOLDER of the n8n program; n8n keeps its data in .n8n/ inside it."""
+        return self.settings.state_dir / "n8n"
+
+    def dump_n8n(self, dest: Path) -> N8nDump:
+        from n8nctl.backup.archive import pack
+
+        data = self.n8n_folder / DATA_FOLDER
+        live = data / "database.sqlite"
+        if not live.exists():
+            raise NotFoundError(f"no n8n database at {live}", fix="Start the stack once: n8nctl up.")
+        database = dest / "database.sqlite"
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        # SQLite's online backup API: one consistent snapshot while n8n keeps writing (a copy of the
+        # file could catch a write half done, or miss what is still in the -wal file)
+        source, target = sqlite3.connect(live, timeout=30), sqlite3.connect(database)
+        try:
+            source.backup(target)
+        finally:
+            source.close()
+            target.close()
+        user_folder = dest / "user-folder.tar"
+        pack(data, user_folder, leave_out=LEAVE_OUT)
+        return N8nDump(database, user_folder, migration_of(database))
+
+    def restore_n8n(self, dump: N8nDump) -> None:
+        """The n8n folder there was is kept beside it as n8n.before-restore-<UTC time>."""
+        from n8nctl.backup.archive import unpack
+
+        if self.n8n_folder.exists():
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            self.n8n_folder.rename(self.n8n_folder.with_name(f"n8n.before-restore-{stamp}"))
+        data = self.n8n_folder / DATA_FOLDER
+        unpack(dump.user_folder, data)
+        self.n8n_folder.chmod(0o700)
+        shutil.copyfile(dump.database, data / "database.sqlite")
+        (data / "database.sqlite").chmod(0o600)
+
+    def encryption_key(self) -> str:
+        try:
+            config = json.loads((self.n8n_folder / DATA_FOLDER / "config").read_text())
+            return str(config["encryptionKey"])
+        except (FileNotFoundError, ValueError, KeyError):
+            return self.settings.n8n_encryption_key.get_secret_value()
+
+    def n8n_cli(self, *args: str, what: str) -> str:
+        return n8n_cli(self.settings, self.n8n_folder, *args, what=what, fix="See n8n's output with -vv.")
+
+    @contextmanager
+    def drill_copy(self, work: Path) -> Iterator[Runtime]:
+        settings = self.settings.model_copy(
+            update={"n8nctl_state_dir": work, "n8n_port": free_port(), "n8n_runners_broker_port": free_port()}
+        )
+        copy = NativeRuntime(settings, ActiveStack("native", "drill"))
+        with ExitStack() as cleanup:
+            copy._cleanup = cleanup
+            yield copy
+
+    def serve_n8n(self) -> float:
+        """n8n alone, outside supervisord, on the copy's ports; stopped when the drill copy closes."""
+        env = user_folder_env(
+            self.n8n_folder,
+            N8N_PORT=str(self.settings.n8n_port),
+            N8N_RUNNERS_BROKER_PORT=str(self.settings.n8n_runners_broker_port),
+        )
+        command = [*n8n_command(ensure_n8n(self.settings, lambda message: None)), "start"]
+        self._cleanup.enter_context(
+            background(command, log_file=self.settings.state_dir / "n8n.log", env=env)
+        )
+        return wait_ready(self.settings)
+
+    def stop_for_restore(self) -> None:
+        self.down()

@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from n8nctl.contract import callback_body
+from n8nctl.errors import UnreachableError
 from n8nctl.signing import new_message_id
 from n8nctl.store.schema import Row, audit_events, deliveries, jobs
 
@@ -80,15 +81,25 @@ class StoreBase:
         self._writer = _engine(url, immediate=True)
         self._reader = _engine(url, immediate=False) if url.startswith("sqlite") else self._writer
 
-    def migrate(self) -> None:
-        from n8nctl.store.migrations import upgrade
+    def migrate(self) -> tuple[str | None, str]:
+        """Upgrade the schema to head; returns the revisions before and after."""
+        from n8nctl.store import migrations
 
         with self._writer.connect() as conn:
-            # Replicas starting together would race on CREATE TABLE: one migrates, the others wait,
-            # then find the schema at head (SQLite: BEGIN IMMEDIATE already serializes them).
+            # Two migrations at once would race on CREATE TABLE: one migrates, the other waits, then
+            # finds the schema at head (SQLite: BEGIN IMMEDIATE already serializes them).
             serialize(conn, MIGRATE_LOCK)
-            upgrade(conn)
+            before = migrations.current(conn)
+            migrations.upgrade(conn)
             conn.commit()
+        return before, migrations.head()
+
+    def check_schema(self) -> None:
+        """SchemaError unless the database is at this code's head revision (a bridge refuses to serve)."""
+        from n8nctl.store import migrations
+
+        with self._read() as conn:
+            migrations.check(conn)
 
     def close(self) -> None:
         self._writer.dispose()
@@ -107,6 +118,23 @@ class StoreBase:
     def ping(self) -> None:
         with self._read() as conn:
             conn.execute(sa.text("SELECT 1"))
+
+
+@contextmanager
+def answering() -> Iterator[None]:
+    """A job store that does not answer, as one line for the operator (never its URL: it may hold a
+    password)."""
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        yield
+    except OperationalError:
+        raise UnreachableError(
+            "the bridge's job store did not answer",
+            why="its database is down or refuses the connection (BRIDGE_DATABASE_URL, or the prod "
+            "stack's PostgreSQL on POSTGRES_PORT)",
+            fix="Check the database server (n8nctl status), then retry.",
+        ) from None
 
 
 def dialect_insert(conn: Connection, table: sa.Table) -> Any:

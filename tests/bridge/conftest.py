@@ -18,7 +18,14 @@ from n8nctl.adapters.callbacks import system_resolver
 from n8nctl.bridge.app import create_app
 from n8nctl.registry import Registry
 from n8nctl.settings import Settings
+from n8nctl.store import Store
 from tests.conftest import Secrets, signed
+
+
+def migrate(url: str) -> None:
+    store = Store(url)
+    store.migrate()
+    store.close()
 
 
 @dataclass
@@ -156,8 +163,10 @@ def start_bridge(
         outbound policy, pinning, deadlines), to servers the test runs on 127.0.0.1. `n8n`: one n8n
         for several bridges (replicas), or one that already ran executions."""
         n8n, receiver, dns = n8n or FakeN8n(), Receiver(), dns or Dns()
+        settings = make_settings(**overrides)
+        migrate(settings.database_url)  # as `n8nctl up` does: a bridge never migrates as it starts
         app = create_app(
-            make_settings(**overrides),
+            settings,
             registry_ or registry,
             workers=workers,
             n8n_transport=httpx.MockTransport(n8n),

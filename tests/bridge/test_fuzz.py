@@ -19,6 +19,7 @@ from n8nctl.bridge.app import create_app
 from n8nctl.registry import load_registry
 from n8nctl.settings import Settings
 from n8nctl.signing import generate_secret, sign_headers
+from tests.bridge.conftest import migrate
 from tests.conftest import PROJECT
 from tests.harness import ServerThread, free_port
 
@@ -52,7 +53,9 @@ FUZZ = settings(max_examples=30, deadline=None, suppress_health_check=list(Healt
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    server = ServerThread(_app(tmp_path_factory.mktemp("fuzz") / "bridge.db"), free_port(), lifespan="on")
+    database = tmp_path_factory.mktemp("fuzz") / "bridge.db"
+    migrate(f"sqlite:///{database}")
+    server = ServerThread(_app(database), free_port(), lifespan="on")
     server.start()
     with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=10) as client:
         yield client

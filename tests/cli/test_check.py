@@ -19,6 +19,7 @@ from n8nctl.cli.main import cli
 from n8nctl.registry import load_registry
 from n8nctl.settings import Settings
 from n8nctl.store import NewJob, Store
+from tests.bridge.conftest import migrate
 from tests.conftest import PROJECT, Secrets
 from tests.harness import ServerThread, free_port
 
@@ -77,6 +78,7 @@ def stack(tmp_path, monkeypatch):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    migrate(settings.database_url)  # as `n8nctl up` does before the bridge starts
     bridge = ServerThread(
         create_app(settings, load_registry(settings.registry_path), workers=False), port, lifespan="on"
     )

@@ -135,6 +135,25 @@ def test_an_encryption_key_that_is_not_the_data_key(project, runner):
     assert "the-key-the-data" not in result.output
 
 
+def test_versions_that_differ_between_the_runtimes_or_from_the_running_n8n(project, runner, monkeypatch):
+    settings = Route("/rest/settings", lambda r: JSONResponse({"data": {"versionCli": "2.39.1"}}))
+    n8n = ServerThread(Starlette(routes=[settings]), free_port())
+    n8n.start()
+    try:
+        monkeypatch.setenv("N8N_BASE_URL", f"http://127.0.0.1:{n8n.port}")
+        running = _doctor(runner)
+        monkeypatch.setenv("N8N_VERSION", "2.41.3")
+        configured = _doctor(runner)
+    finally:
+        n8n.stop()
+    assert running.exit_code == _code("version_mismatch"), running.output
+    assert "the running n8n is 2.39.1, N8N_VERSION is 2.40.7" in running.output
+    assert configured.exit_code == _code("version_mismatch"), configured.output
+    assert "N8N_VERSION is 2.41.3 (the compose image tag), but the native runtime installs n8n 2.40.7" in (
+        configured.output
+    )
+
+
 def test_several_classes_exit_with_the_first_and_list_them_all(project, runner):
     _set(project, N8N_ENCRYPTION_KEY="", BRIDGE_N8N_WEBHOOK_TOKEN="short")
     (project / ".env").chmod(0o640)

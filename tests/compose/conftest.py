@@ -69,6 +69,16 @@ def docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StandInDocker:
     monkeypatch.setattr(
         postgres, "ensure_database", lambda url, **kw: asked.append(("ensure", kw["role"])) or True
     )
+    migrate = compose.ComposeRuntime.migrate_store
+
+    def migrate_store(runtime: compose.ComposeRuntime) -> tuple[str | None, str]:
+        """A SQLite store (dev) is migrated for real; the prod stack's PostgreSQL is recorded."""
+        if runtime.store_url().startswith("sqlite"):
+            return migrate(runtime)
+        asked.append(("migrate", runtime.store_url()))
+        return None, "head"
+
+    monkeypatch.setattr(compose.ComposeRuntime, "migrate_store", migrate_store)
     folder = tmp_path / "bin"
     folder.mkdir()
     source = Path(__file__).with_name("stand_in_docker.py").read_text()

@@ -14,6 +14,7 @@ from n8nctl.adapters.docker import Compose, engine_answers
 from n8nctl.errors import ConfigError, N8nctlError, UnreachableError
 from n8nctl.runtimes import ActiveStack, current
 from n8nctl.runtimes.compose import ComposeRuntime
+from n8nctl.store import migrations
 from tests.compose.conftest import HEALTHY_DEV, secret_values
 
 
@@ -79,19 +80,28 @@ def test_prod_up_scales_workers_and_passes_secrets_only_as_env_files_no_docker_e
         "rendered prod/nginx/n8nctl.conf",
         "rendered prod/prometheus/alerts.yml",
         "created the bridge's PostgreSQL role and database 'bridge'",
+        "migrated the bridge's job store to schema head",
     ]
     command_lines = json.dumps(docker.calls())
     rendered = "".join(p.read_text() for p in folder.rglob("*") if p.is_file())
     for secret in secret_values(settings):
         assert secret not in command_lines and secret not in rendered
     assert (project / ".n8nctl" / "compose.env").read_text() == "N8NCTL_BRIDGE_USER=10001:10001\n"
-    assert [what for what, _ in docker.postgres_calls] == ["login", "ensure"]
+    calls = docker.postgres_calls
+    assert [what for what, _ in calls] == ["login", "ensure", "migrate"], (
+        "the bridge's database, then its schema"
+    )
+    assert calls[2][1].endswith(f"@127.0.0.1:{settings.postgres_port}/bridge"), (
+        "from the host, on the bridge's own"
+    )
 
 
 def test_dev_up_is_idempotent_no_docker_engine_argument_level(docker, settings):
     first = dev(settings).start(no_progress)
     again = dev(settings).start(no_progress)
     assert first.changes and again.changes == [] and not again.started
+    assert f"migrated the bridge's job store to schema {migrations.head()}" in first.changes
+    assert (settings.state_dir / "bridge.db").stat().st_uid == (10001 if os.geteuid() == 0 else os.geteuid())
     assert [what for what, _ in docker.postgres_calls] == ["login", "login"], "dev: no bridge database"
     assert all("--scale" not in call for call in docker.compose_calls("up"))
 

@@ -11,7 +11,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,9 +54,13 @@ class Stack:
     settings: Settings
     client: BridgeClient
     up_output: str
+    up_seconds: float
 
-    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return n8nctl(*args, env=self.env, cwd=self.project, timeout=timeout)
+    def cli(
+        self, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`n8nctl ARGS` in the project; `env` adds to (or overrides) the stack's environment."""
+        return n8nctl(*args, env={**self.env, **(env or {})}, cwd=self.project, timeout=timeout)
 
     def cli_json(self, *args: str) -> Any:
         done = self.cli(*args, "--json")
@@ -62,7 +68,7 @@ class Stack:
         return json.loads(done.stdout)
 
     def supervisorctl(self, *args: str) -> str:
-        conf = self.settings.stack_dir("e2e") / "supervisord.conf"
+        conf = self.settings.stack_dir(self.settings.stack_name(prod=False)) / "supervisord.conf"
         done = subprocess.run(
             [str(BIN / "supervisorctl"), "-c", str(conf), *args],
             capture_output=True,
@@ -95,25 +101,33 @@ def _log_tails(log_dir: Path) -> str:
     )
 
 
-def _project() -> Path:
-    """A project folder with the registry plus slow_echo. Short path: supervisord's socket lives in it."""
+def _project(workflows: dict[str, dict[str, Any]]) -> Path:
+    """A project folder with the registry plus slow_echo, `workflows` merged into its entries. Short
+    path: supervisord's socket lives in it."""
     project = Path(tempfile.mkdtemp(prefix="n8e-", dir="/tmp"))
+    project.chmod(0o755)  # as a checkout is: as root, native queue mode's PostgreSQL runs as `postgres`
     shutil.copy(PROJECT / ".env.example", project)
     shutil.copytree(PROJECT / "workflows", project / "workflows")
     shutil.copy(Path(__file__).with_name("workflows") / "slow_echo.json", project / "workflows" / "templates")
     registry_file = project / "workflows" / "registry.json"
     registry = json.loads(registry_file.read_text())
-    registry["workflows"]["slow_echo"] = SLOW_ECHO
+    registry["workflows"]["slow_echo"] = dict(SLOW_ECHO)  # a copy: `workflows` may change it
+    for key, fields in workflows.items():
+        registry["workflows"][key].update(fields)
     registry_file.write_text(json.dumps(registry, indent=2))
     return project
 
 
-@pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
-    project = _project()
+@contextmanager
+def running_stack(
+    name: str, workflows: dict[str, dict[str, Any]] | None = None, **settings: str
+) -> Iterator[Stack]:
+    """`n8nctl up` in a fresh project on free ports, as stack `name` with the given settings (and
+    registry fields); `down` and the project removed afterwards."""
+    project = _project(workflows or {})
     overrides = {
         "N8NCTL_PROJECT_DIR": str(project),
-        "N8NCTL_STACK": "e2e",
+        "N8NCTL_STACK": name,
         "N8NCTL_RUNTIME": "native",  # the tier runs a real n8n natively, Docker engine or not
         "N8N_PORT": str(free_port()),
         "N8N_RUNNERS_BROKER_PORT": str(free_port()),
@@ -127,8 +141,10 @@ def stack() -> Iterator[Stack]:
         "N8NCTL_ALERT_JOB_FAILURE_RATE": "1",
         "N8NCTL_ALERT_CALLBACK_FAILURE_RATE": "1",
         "N8NCTL_ALERT_DEAD_LETTERS": "100000",
+        **settings,
     }
     env = {**clean_env(), **overrides}
+    started = time.monotonic()
     up = subprocess.run(
         [str(BIN / "n8nctl"), "up"],
         env=env,
@@ -138,15 +154,17 @@ def stack() -> Iterator[Stack]:
         timeout=UP_TIMEOUT,
         check=False,
     )
-    settings = Settings(_env_file=project / ".env", **{k.lower(): v for k, v in overrides.items()})  # type: ignore[arg-type]
-    client_id, _, secret = settings.bridge_client_secrets.get_secret_value().partition(":")
-    client = BridgeClient(settings.bridge_url, client_id, secret)
+    up_seconds = time.monotonic() - started
+    resolved = Settings(_env_file=project / ".env", **{k.lower(): v for k, v in overrides.items()})  # type: ignore[arg-type]
+    client_id, _, secret = resolved.bridge_client_secrets.get_secret_value().partition(":")
+    client = BridgeClient(resolved.bridge_url, client_id, secret)
     stack = Stack(
         project,
         {**env, "N8NCTL_CLIENT_ID": client_id, "N8NCTL_CLIENT_SECRET": secret},
-        settings,
+        resolved,
         client,
         up.stdout + up.stderr,
+        up_seconds,
     )
     try:
         if up.returncode != 0:
@@ -157,10 +175,24 @@ def stack() -> Iterator[Stack]:
         shutil.rmtree(project, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    with running_stack("e2e") as stack:
+        yield stack
+
+
 @pytest.fixture
 def receiver(stack: Stack) -> Iterator[Receiver]:
     """FlowBiz's callback endpoint, verifying with the standardwebhooks package."""
+    with receiving(stack) as receiver:
+        yield receiver
+
+
+@contextmanager
+def receiving(stack: Stack) -> Iterator[Receiver]:
     receiver = Receiver(free_port(), stack.settings.bridge_callback_signing_secret.get_secret_value())
     receiver.start()
-    yield receiver
-    receiver.stop()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()

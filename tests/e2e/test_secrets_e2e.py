@@ -22,7 +22,7 @@ def test_no_secret_in_logs_rendered_files_state_or_output(stack: Stack) -> None:
     }
     files = [
         *sorted((state / "logs").glob("*.log*")),
-        stack.settings.stack_dir("e2e") / "supervisord.conf",
+        stack.settings.stack_dir(stack.settings.stack_name(prod=False)) / "supervisord.conf",
         state / "n8n-bootstrap.json",
         state / "n8n-workflows.json",
         *sorted((stack.project / "workflows").rglob("*.json")),

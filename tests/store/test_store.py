@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from n8nctl.store import NewJob, Store
+from n8nctl.store import NewJob, Store, migrations
 from n8nctl.store.schema import audit_events, deliveries, jobs, metadata
 from tests.conftest import new_job
 
@@ -76,7 +76,7 @@ def test_migrations_produce_exactly_the_declared_schema(store):
 def test_migrate_twice_is_a_no_op(store):
     store.migrate()
     with store._writer.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0002"
 
 
 def test_sqlite_runs_wal_with_full_sync(tmp_path):
@@ -291,18 +291,24 @@ def test_concurrent_expiry_fails_each_job_once(store, replica):
     assert count(store, jobs, jobs.c.error_code == "TIMEOUT") == 40
 
 
-def test_replicas_starting_together_migrate_once(store_url):
-    """Every bridge migrates at start: replicas starting at once must not race on CREATE TABLE.
-    Separate processes, as in production (alembic's migration context is per process)."""
-    code = "import sys; from n8nctl.store import Store; Store(sys.argv[1]).migrate()"
+def test_migrations_run_together_migrate_once(store_url):
+    """`n8nctl bridge migrate` from two hosts (or beside `up`) must not race on CREATE TABLE: one
+    migrates, the others wait on the lock and find the schema at head. Separate processes, as in
+    production (alembic's migration context is per process)."""
+    code = "import sys; from n8nctl.store import Store; print(Store(sys.argv[1]).migrate()[0])"
     replicas = [
-        subprocess.Popen([sys.executable, "-c", code, store_url], stderr=subprocess.PIPE) for _ in range(4)
+        subprocess.Popen(
+            [sys.executable, "-c", code, store_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(4)
     ]
-    errors = [p.communicate(timeout=60)[1].decode()[-500:] for p in replicas]
-    assert [p.returncode for p in replicas] == [0] * 4, errors
+    outputs = [p.communicate(timeout=60) for p in replicas]
+    assert [p.returncode for p in replicas] == [0] * 4, [err.decode()[-500:] for _, err in outputs]
+    before = [out.decode().strip() for out, _ in outputs]
+    assert sorted(before) == sorted(["None", *[migrations.head()] * 3]), "exactly one of them migrated"
     store = Store(store_url)
     with store._writer.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == ["0002"]
     store.close()
 
 
