@@ -56,8 +56,11 @@ class Stack:
     up_output: str
     up_seconds: float
 
-    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return n8nctl(*args, env=self.env, cwd=self.project, timeout=timeout)
+    def cli(
+        self, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`n8nctl ARGS` in the project; `env` adds to (or overrides) the stack's environment."""
+        return n8nctl(*args, env={**self.env, **(env or {})}, cwd=self.project, timeout=timeout)
 
     def cli_json(self, *args: str) -> Any:
         done = self.cli(*args, "--json")
