@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     n8nctl_stack: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]*$")
 
     bridge_database_url: SecretStr = SecretStr("")  # may carry a password
+    bridge_redis_url: SecretStr = SecretStr("")  # shared replay guard and rate limit; may carry a password
     bridge_client_secrets: SecretStr = SecretStr("")
     bridge_callback_signing_secret: SecretStr = SecretStr("")
     bridge_n8n_callback_secret: SecretStr = SecretStr("")
@@ -49,6 +50,7 @@ class Settings(BaseSettings):
     bridge_port: int = Field(default=8000, ge=1, le=65535)
     bridge_public_url: str = ""
     bridge_poll_interval_seconds: float = Field(default=0.5, gt=0)
+    bridge_reconcile_grace_seconds: float = Field(default=60.0, gt=0)
     bridge_workers: bool = True
     bridge_registry_path: Path | None = None
 
@@ -151,6 +153,15 @@ class Settings(BaseSettings):
             self.nginx_tls_certificate or f"{live}/fullchain.pem",
             self.nginx_tls_certificate_key or f"{live}/privkey.pem",
         )
+
+    @field_validator("bridge_redis_url")
+    @classmethod
+    def _redis_url_scheme(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if url and not url.startswith(("redis://", "rediss://", "unix://")):
+            # the message never quotes the value: it may hold a password
+            raise ValueError("BRIDGE_REDIS_URL must start with redis://, rediss:// or unix://")
+        return value
 
     @field_validator("bridge_rate_limit")
     @classmethod

@@ -72,6 +72,20 @@ class Dispatch(StoreBase):
                     .values(lease_until=now + lease, dispatch_attempts=jobs.c.dispatch_attempts + 1)
                 ).rowcount:
                     claimed.append({**job, "dispatch_attempts": job["dispatch_attempts"] + 1})
+                    if job["lease_until"] is not None:
+                        # an earlier claim expired unresolved (its bridge died, or hung, between
+                        # claiming and recording n8n's answer): n8n may have this job already
+                        add_audit(
+                            conn,
+                            job,
+                            "redispatch",
+                            source="bridge",
+                            status="pending",
+                            details={
+                                "attempt": job["dispatch_attempts"] + 1,
+                                "previous_claim_expired_at": job["lease_until"].isoformat(),
+                            },
+                        )
         return claimed
 
     def mark_running(self, job: Row, execution_id: str | None) -> None:

@@ -12,6 +12,7 @@ from tests.e2e.conftest import Stack, receiving, running_stack
 from tests.harness import Receiver
 
 BUCKET = "n8nctl-backups"
+SLOW_DEADLINE = 600  # timeout_seconds of the job in flight during the backup
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +35,7 @@ def backup_key() -> str:
 def native_stack(s3_server: S3Server, backup_key: str) -> Iterator[Stack]:
     with running_stack(
         "e2e",
+        workflows={"slow_echo": {"max_timeout_seconds": SLOW_DEADLINE}},
         N8NCTL_BACKUP_ENCRYPTION_KEY=backup_key,
         N8NCTL_BACKUP_S3_BUCKET=BUCKET,
         N8NCTL_BACKUP_S3_PREFIX="flowbiz/n8nctl",

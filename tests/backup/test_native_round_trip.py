@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from n8nctl.store import Store
 from n8nctl.store.schema import audit_events, jobs
 from n8nctl.workflows import normalize
-from tests.backup.conftest import BUCKET
+from tests.backup.conftest import BUCKET, SLOW_DEADLINE
 from tests.backup.s3_server import SECRET_KEY, S3Server
 from tests.e2e.conftest import Stack
 from tests.e2e.test_n8n_e2e import submit
@@ -120,8 +120,9 @@ def taken(native_stack: Stack, native_receiver: Receiver, backup_key: str) -> Ta
     for _ in range(2):
         delivered(receiver, submit(stack, receiver, "tiktok_live_helper", TIKTOK))
     # in flight during the backup; after the restore it runs again well within its deadline: the drill
-    # (~30 s) and the restore (~30 s) come first
-    slow = submit(stack, receiver, "slow_echo", {"seconds": 15}, timeout_seconds=120)
+    # (~30 s) and the restore (~30 s) come first, and n8n's start (webhooks 404 until it has activated
+    # them): 120 s ran out on a loaded machine (the job ended TIMEOUT before it ran again)
+    slow = submit(stack, receiver, "slow_echo", {"seconds": 15}, timeout_seconds=SLOW_DEADLINE)
     wait_until(lambda: stack.client.status(slow)["status"] == "running", 60, "the slow job to run")
     before = (workflows(stack), finished_executions(stack), audit_rows(stack), job_count(stack))
     started = time.monotonic()

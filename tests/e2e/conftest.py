@@ -111,7 +111,7 @@ def _project(workflows: dict[str, dict[str, Any]]) -> Path:
     shutil.copy(Path(__file__).with_name("workflows") / "slow_echo.json", project / "workflows" / "templates")
     registry_file = project / "workflows" / "registry.json"
     registry = json.loads(registry_file.read_text())
-    registry["workflows"]["slow_echo"] = SLOW_ECHO
+    registry["workflows"]["slow_echo"] = dict(SLOW_ECHO)  # a copy: `workflows` may change it
     for key, fields in workflows.items():
         registry["workflows"][key].update(fields)
     registry_file.write_text(json.dumps(registry, indent=2))

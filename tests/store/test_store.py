@@ -122,6 +122,17 @@ def test_expired_lease_is_claimed_again_after_a_crash(store):
     again = store.claim_for_dispatch({"content_pipeline": 5}, limit=10, lease=LEASE)
     assert [j["job_id"] for j in again] == ["a"]
     assert again[0]["dispatch_attempts"] == 2 == store.get_job("a")["dispatch_attempts"]
+    redispatched = [e for e in store.audit_for("a") if e["action"] == "redispatch"]
+    assert len(redispatched) == 1 and redispatched[0]["details"]["attempt"] == 2, "a re-dispatch is audited"
+
+
+def test_a_retry_after_a_failed_dispatch_is_no_redispatch(store):
+    store.submit_batch([new_job("a")])
+    [job] = store.claim_for_dispatch({"content_pipeline": 5}, limit=10, lease=LEASE)
+    store.mark_dispatch_failed(job, retry_at=datetime.now(UTC), error="n8n answered HTTP 503")
+    assert len(store.claim_for_dispatch({"content_pipeline": 5}, limit=10, lease=LEASE)) == 1
+    actions = [e["action"] for e in store.audit_for("a")]
+    assert "dispatch_failed" in actions and "redispatch" not in actions
 
 
 def test_duplicate_job_ids_in_one_batch_make_one_row(store):
@@ -326,3 +337,44 @@ def test_concurrent_kills_of_one_workflow_keep_one_switch(store, replica):
     )
     assert store.switch_states()["tiktok"]["killed"] is True
     assert count(store, audit_events, audit_events.c.action == "killed") == 8
+
+
+def _running(store: Store, count_: int) -> None:
+    """`count_` content_pipeline jobs dispatched a minute ago, running as executions e0, e1, ..."""
+    store.submit_batch([new_job(f"r{i}", offset=-60) for i in range(count_)])
+    for job in store.claim_for_dispatch({"content_pipeline": 1000}, limit=count_, lease=LEASE):
+        store.mark_running(job, f"e{job['job_id'][1:]}")
+
+
+def test_two_processes_never_reconcile_the_same_job(store, replica):
+    _running(store, 60)
+    now = datetime.now(UTC)
+    results = together(
+        [lambda s=s: s.claim_overdue({}, default=now, limit=25, lease=LEASE) for s in [store, replica] * 3]
+    )
+    claimed = [job["job_id"] for batch in results for job in batch]
+    assert len(claimed) == len(set(claimed)) == 60
+    assert store.claim_overdue({}, default=now, limit=100, lease=LEASE) == [], "the lease holds them"
+
+
+def test_reconcile_claims_only_overdue_running_jobs_with_an_execution(store):
+    _running(store, 2)
+    store.submit_batch([new_job("pending")])
+    cutoff = datetime.now(UTC) - timedelta(seconds=30)
+    assert store.claim_overdue({"content_pipeline": cutoff}, default=cutoff, limit=10, lease=LEASE) == []
+    due = store.claim_overdue({"content_pipeline": datetime.now(UTC)}, default=cutoff, limit=10, lease=LEASE)
+    assert sorted(job["job_id"] for job in due) == ["r0", "r1"]
+
+    assert store.record_check(due[0], "running", ended=False) is False
+    assert store.get_job(due[0]["job_id"])["status"] == "running"
+    assert store.record_check(due[1], "crashed", ended=True) is True
+    failed = store.get_job(due[1]["job_id"])
+    assert (failed["status"], failed["error_code"], failed["lease_until"]) == ("failed", "RESULT_LOST", None)
+    assert (
+        failed["error_message"]
+        == f"n8n execution {due[1]['execution_id']} ended (crashed) and no result reached the bridge"
+    )
+    assert failed["delivery"]["state"] == "pending"
+    actions = [event["action"] for event in store.audit_for(due[1]["job_id"])]
+    assert actions[-2:] == ["reconcile_ended", "failed"]
+    assert store.record_check(due[1], "crashed", ended=True) is False, "a final status never changes"
