@@ -62,13 +62,18 @@ def lines(command: Sequence[str | Path]) -> Iterator[str]:
 
 
 @contextmanager
-def background(command: Sequence[str | Path], *, log_file: Path, env: Mapping[str, str]) -> Iterator[None]:
-    """Run `command` while the block runs (its output to `log_file`), then stop it: SIGTERM, and
-    SIGKILL after 30 s."""
+def background(
+    command: Sequence[str | Path], *, log_file: Path, env: Mapping[str, str], user: str | None = None
+) -> Iterator[None]:
+    """Run `command` (as `user`, when given) while the block runs, its output to `log_file`, then stop
+    it: SIGTERM, and SIGKILL after 30 s."""
     args = [str(part) for part in command]
     log.debug("start: %s", shlex.join(args))
     with log_file.open("ab") as output:
-        process = subprocess.Popen(args, env=env, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            args, env=env, stdout=output, stderr=subprocess.STDOUT,
+            user=user, group=user, extra_groups=[] if user else None,  # the user's groups, none of ours
+        )  # fmt: skip
     try:
         yield
     finally:

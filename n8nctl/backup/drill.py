@@ -79,7 +79,8 @@ def _drill(settings: Settings, opened: Opened, work: Path, report: DrillReport, 
     report.checks.append(_ok("n8n version", manifest.n8n_version))
     # a throwaway stack of the runtime that took the backup: a user folder (native), or a compose
     # project of its own (compose); nothing of the running stack is used
-    runtime = create(settings, ActiveStack(manifest.runtime, name="drill"))
+    queue = manifest.runtime == "native" and manifest.n8n_database == "postgres"
+    runtime = create(settings, ActiveStack(manifest.runtime, name="drill", queue=queue))
     with runtime.drill_copy(work / "stack") as copy:
         with step("verify", "restore into a scratch stack", progress):
             database = "database.sqlite" if manifest.n8n_database == "sqlite" else "database.pgdump"

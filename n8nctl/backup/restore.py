@@ -73,7 +73,10 @@ def runtime_for(settings: Settings, manifest: Manifest) -> Runtime:
 
     if (settings.state_dir / "stack.json").exists():
         return create(settings, active(settings))
-    stack = ActiveStack(manifest.runtime, manifest.stack, prod=manifest.prod, workers=settings.n8nctl_workers)
+    queue = manifest.runtime == "native" and manifest.n8n_database == "postgres"
+    stack = ActiveStack(
+        manifest.runtime, manifest.stack, prod=manifest.prod, workers=settings.n8nctl_workers, queue=queue
+    )
     return create(settings, stack)
 
 

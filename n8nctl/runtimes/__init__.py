@@ -68,7 +68,6 @@ class N8nDump:
 
 class Runtime(ABC):
     name: ClassVar[RuntimeName]
-    n8n_database: ClassVar[Literal["sqlite", "postgres"]]
 
     def __init__(self, settings: Settings, stack: ActiveStack) -> None:
         self.settings, self.stack = settings, stack
@@ -109,6 +108,11 @@ class Runtime(ABC):
     def start_service(self, service: str) -> None: ...
 
     # -- backup and restore (n8nctl/backup/) --------------------------------------------------------------
+
+    @property
+    @abstractmethod
+    def n8n_database(self) -> Literal["sqlite", "postgres"]:
+        """What n8n keeps its data in on this stack (a backup holds that kind of dump)."""
 
     @abstractmethod
     def dump_n8n(self, dest: Path) -> N8nDump:

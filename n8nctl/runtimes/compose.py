@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from n8nctl.adapters.docker import Compose, ContainerState
 from n8nctl.errors import ConfigError, N8nctlError
@@ -46,7 +47,6 @@ N8N_HOME = "/home/node/.n8n"  # n8n's user folder in its image: the n8n-data vol
 
 class ComposeRuntime(Runtime):
     name = "compose"
-    n8n_database = "postgres"
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -227,6 +227,10 @@ class ComposeRuntime(Runtime):
         return len(dangling_images(self.settings.docker_host or None, remove=not dry_run))
 
     # -- backup and restore --------------------------------------------------------------------------------
+
+    @property
+    def n8n_database(self) -> Literal["sqlite", "postgres"]:
+        return "postgres"
 
     def dump_n8n(self, dest: Path) -> N8nDump:
         """pg_dump -Fc inside the postgres container (its own client, local socket), and a tar of the

@@ -174,11 +174,6 @@ def user_folder_env(user_folder: Path, **extra: str) -> dict[str, str]:
     return {**env, **QUIET, "N8N_USER_FOLDER": str(user_folder), **extra}
 
 
-def n8n_cli(settings: Settings, user_folder: Path, *args: str, what: str, fix: str) -> str:
-    home = ensure_n8n(settings, lambda message: None)
-    return run([*n8n_command(home), *args], what=what, fix=fix, env=user_folder_env(user_folder), timeout=600)
-
-
 def count_decrypted(output: str) -> int:
     """How many credentials n8n's `export:credentials --decrypted` output holds, each with its data
     decrypted (an object); the output is dropped, never logged."""

@@ -13,12 +13,17 @@ import shutil
 import signal
 import sqlite3
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
+from secrets import token_urlsafe
+from typing import Any, Literal
+
+from pydantic import SecretStr
 
 from n8nctl.adapters import probe
 from n8nctl.adapters.process import background, lines, run
@@ -42,7 +47,6 @@ from n8nctl.runtimes.n8n_npm import (
     LEAVE_OUT,
     ensure_n8n,
     migration_of,
-    n8n_cli,
     n8n_command,
     node_bin_dir,
     user_folder_env,
@@ -59,8 +63,8 @@ FAILED = ("FATAL", "BACKOFF", "EXITED")
 
 class NativeRuntime(Runtime):
     name = "native"
-    n8n_database = "sqlite"
     _cleanup: ExitStack  # a drill copy's: what `serve_n8n` started
+    _serving = False  # n8n's own PostgreSQL started alone by `_n8n_database`
 
     @property
     def conf(self) -> Path:
@@ -305,14 +309,29 @@ class NativeRuntime(Runtime):
         """N8N_USER_FOLDER of the n8n program; n8n keeps its data in .n8n/ inside it."""
         return self.settings.state_dir / "n8n"
 
+    @property
+    def n8n_database(self) -> Literal["sqlite", "postgres"]:
+        return "postgres" if self.queue else "sqlite"
+
     def dump_n8n(self, dest: Path) -> N8nDump:
         from n8nctl.backup.archive import pack
 
         data = self.n8n_folder / DATA_FOLDER
-        live = data / "database.sqlite"
+        if self.queue:
+            database = dest / "database.pgdump"
+            self._postgres("pg_dump", "-Fc", "-f", str(database), what="pg_dump of n8n's database failed")
+            database.chmod(0o600)
+        else:
+            database = dest / "database.sqlite"
+            self._sqlite_backup(data / "database.sqlite", database)
+        user_folder = dest / "user-folder.tar"
+        pack(data, user_folder, leave_out=LEAVE_OUT)
+        return N8nDump(database, user_folder, self._migration(database))
+
+    @staticmethod
+    def _sqlite_backup(live: Path, database: Path) -> None:
         if not live.exists():
             raise NotFoundError(f"no n8n database at {live}", fix="Start the stack once: n8nctl up.")
-        database = dest / "database.sqlite"
         os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         # SQLite's online backup API: one consistent snapshot while n8n keeps writing (a copy of the
         # file could catch a write half done, or miss what is still in the -wal file)
@@ -322,12 +341,52 @@ class NativeRuntime(Runtime):
         finally:
             source.close()
             target.close()
-        user_folder = dest / "user-folder.tar"
-        pack(data, user_folder, leave_out=LEAVE_OUT)
-        return N8nDump(database, user_folder, migration_of(database))
+
+    def _migration(self, database: Path) -> str:
+        if not self.queue:
+            return migration_of(database)
+        query = "SELECT name FROM migrations ORDER BY timestamp DESC LIMIT 1"
+        newest = self._postgres("psql", "-Atc", query, what="reading n8n's migrations failed").strip()
+        return newest or "none"
+
+    def _postgres(self, tool: str, *args: str, what: str) -> str:
+        """A PostgreSQL client program on n8n's database (queue mode), served while it runs."""
+        assert self.queue is not None
+        with self._n8n_database():
+            return run(
+                [self.queue.tool(tool), *args], what=what, env=self.queue.libpq_env(), timeout=3600,
+                fix="See PostgreSQL's message above (-vv); is the stack's database reachable?",
+            )  # fmt: skip
+
+    @contextmanager
+    def _n8n_database(self) -> Iterator[None]:
+        """n8n's database answering while the block runs. SQLite, a configured PostgreSQL, or the stack
+        running: nothing to do; the stack's own PostgreSQL with the stack down (a restore, a drill copy):
+        started alone on its data for the block."""
+        own = self.queue is not None and self.queue.own_postgres
+        if not own or self._serving or self.pid() is not None:
+            yield
+            return
+        assert self.queue is not None
+        self._serving = True
+        try:
+            with self.queue.serving_postgres(lambda message: None):
+                yield
+        finally:
+            self._serving = False
+
+    def _n8n_env(self, **extra: str) -> dict[str, str]:
+        """n8n on this stack's user folder alone, on its database (queue mode: the PostgreSQL, without
+        the queue: a CLI command or a drill's n8n needs no Redis)."""
+        database = {}
+        if self.queue:
+            database = {k: v for k, v in self.queue.n8n_env().items() if k.startswith("DB_")}
+            database["DB_POSTGRESDB_PASSWORD"] = self.queue.postgres.password
+        return user_folder_env(self.n8n_folder, **database, **extra)
 
     def restore_n8n(self, dump: N8nDump) -> None:
-        """The n8n folder there was is kept beside it as n8n.before-restore-<UTC time>."""
+        """The n8n folder there was is kept beside it as n8n.before-restore-<UTC time>; PostgreSQL's
+        objects are replaced by the dump's (pg_restore --clean)."""
         from n8nctl.backup.archive import unpack
 
         if self.n8n_folder.exists():
@@ -336,6 +395,13 @@ class NativeRuntime(Runtime):
         data = self.n8n_folder / DATA_FOLDER
         unpack(dump.user_folder, data)
         self.n8n_folder.chmod(0o700)
+        if self.queue:
+            self._postgres(
+                "pg_restore", "--clean", "--if-exists", "--no-owner", "--exit-on-error",
+                f"--dbname={self.queue.postgres.database}", str(dump.database),
+                what="pg_restore of n8n's database failed",
+            )  # fmt: skip
+            return
         shutil.copyfile(dump.database, data / "database.sqlite")
         (data / "database.sqlite").chmod(0o600)
 
@@ -347,22 +413,35 @@ class NativeRuntime(Runtime):
             return self.settings.n8n_encryption_key.get_secret_value()
 
     def n8n_cli(self, *args: str, what: str) -> str:
-        return n8n_cli(self.settings, self.n8n_folder, *args, what=what, fix="See n8n's output with -vv.")
+        command = [*n8n_command(ensure_n8n(self.settings, lambda message: None)), *args]
+        with self._n8n_database():
+            return run(command, what=what, fix="See n8n's output with -vv.", env=self._n8n_env(), timeout=600)
 
     @contextmanager
     def drill_copy(self, work: Path) -> Iterator[Runtime]:
-        settings = self.settings.model_copy(
-            update={"n8nctl_state_dir": work, "n8n_port": free_port(), "n8n_runners_broker_port": free_port()}
-        )
-        copy = NativeRuntime(settings, ActiveStack("native", "drill"))
+        """Queue mode: the copy's own scratch PostgreSQL (the configured server, or the stack's, is never
+        touched), in a folder of its own that PostgreSQL's user may reach, running while the copy lives."""
         with ExitStack() as cleanup:
+            update: dict[str, Any] = {"n8n_port": free_port(), "n8n_runners_broker_port": free_port()}
+            if self.queue:
+                state = Path(tempfile.mkdtemp(prefix="n8nctl-drill-pg-"))
+                cleanup.callback(shutil.rmtree, state, ignore_errors=True)
+                update |= {
+                    "n8n_database_url": SecretStr(""),
+                    "postgres_port": free_port(),
+                    "postgres_password": SecretStr(token_urlsafe(24)),
+                }
+            else:
+                state = work
+            settings = self.settings.model_copy(update={**update, "n8nctl_state_dir": state})
+            copy = NativeRuntime(settings, ActiveStack("native", "drill", queue=self.queue is not None))
             copy._cleanup = cleanup
+            cleanup.enter_context(copy._n8n_database())
             yield copy
 
     def serve_n8n(self) -> float:
         """n8n alone, outside supervisord, on the copy's ports; stopped when the drill copy closes."""
-        env = user_folder_env(
-            self.n8n_folder,
+        env = self._n8n_env(
             N8N_PORT=str(self.settings.n8n_port),
             N8N_RUNNERS_BROKER_PORT=str(self.settings.n8n_runners_broker_port),
         )

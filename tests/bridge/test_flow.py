@@ -36,8 +36,6 @@ async def test_result_is_delivered_signed_with_the_exact_contract(start_bridge, 
     async with start_bridge() as h:
         body = job_body()
         await h.submit(body)
-        # n8n's 202 recorded (`dispatched` in the audit) before the result: on a loaded machine the
-        # result could otherwise come first
         store = h.app.state.bridge.store
         await eventually(lambda: store.get_job(body["job_id"])["status"] == "running", what="dispatch")
         assert (await h.result(body["job_id"], outputs={"score": 7})).json()["recorded"] == "finished"

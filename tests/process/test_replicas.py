@@ -289,18 +289,21 @@ def test_the_rate_holds_across_replicas_and_a_replay_to_the_other_is_refused(
         return httpx.get(f"{fleet.urls[replica]}/v1/jobs/nothing", headers=signed, timeout=5).status_code
 
     with ThreadPoolExecutor(8) as pool:
-        spent = list(pool.map(read, [0, 1] * 6))  # the burst of 4, and then some, at once
-        assert spent.count(429) >= 6, spent
+        list(pool.map(read, [0, 1] * 6))  # the burst of 4 spent, and then some
         start = time.monotonic()
         answers = []
         for n in range(48):  # 8 reads a second, twice the rate, alternating replicas, for 6 s
             time.sleep(max(0.0, start + n / 8 - time.monotonic()))  # pacing the load, not waiting on it
             answers.append(pool.submit(read, n % 2))
         codes = [answer.result() for answer in answers]
+        elapsed = time.monotonic() - start
     assert set(codes) <= {404, 429}
     refused = codes.count(429) / len(codes)
-    print(f"rate 4/second, 8/second sent over 2 replicas: {refused:.0%} refused")
-    assert 0.4 <= refused <= 0.6, codes
+    print(f"rate 4/second, 8/second sent over 2 replicas for {elapsed:.1f} s: {refused:.0%} refused")
+    # a limit per replica would let both replicas' 4 a second through, refusing none: the fleet lets
+    # through what one limit allows in the time the reads took (a loaded machine sends them late)
+    assert codes.count(404) <= 4 * elapsed + 2, (codes, elapsed)
+    assert refused >= 0.25, codes
 
 
 def test_sigkill_of_one_replica_mid_burst_loses_nothing(make_fleet: Callable[..., Fleet]) -> None:

@@ -215,6 +215,22 @@ def test_fail_active_ends_only_the_asked_jobs_and_queues_their_callbacks(store):
     assert store.fail_active(["content_pipeline"], error_code="WORKFLOW_KILLED", error_message="x") == []
 
 
+def test_a_result_before_the_dispatch_answer_keeps_the_job_and_still_audits_the_dispatch(store):
+    """n8n may post a job's result before the bridge records n8n's answer to the dispatch."""
+    store.submit_batch([new_job("fast")])
+    claimed = store.claim_for_dispatch({"content_pipeline": 1}, limit=1, lease=LEASE)[0]
+    result = {"job_id": "fast", "execution_id": "exec-7", "status": "success", "outputs": {"n": 1}}
+    result |= {"error_code": None, "error_message": None, "audit": [], "started_at": None}
+    assert store.record_result({**result, "completed_at": None}) == "finished"
+    store.mark_running(claimed, "exec-7")
+    job = store.get_job("fast")
+    assert (job["status"], job["execution_id"]) == ("success", "exec-7"), "the result stands"
+    dispatched = [e for e in store.audit_for("fast") if e["action"] == "dispatched"]
+    assert [(e["status"], e["details"]) for e in dispatched] == [
+        ("success", {"execution_id": "exec-7", "job_already": "success"})
+    ]
+
+
 # -- two bridge processes on one database --------------------------------------------------------------
 
 
