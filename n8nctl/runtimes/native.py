@@ -16,14 +16,10 @@ from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
 
-from n8nctl.adapters import probe
 from n8nctl.adapters.process import lines, run
 from n8nctl.envfile import write_private
 from n8nctl.errors import N8nctlError, NotFoundError
-from n8nctl.health import probe_services
-from n8nctl.render import native_context, render_native, write_stack
 from n8nctl.runtimes import HEALTH_TIMEOUT, Progress, Runtime, ServiceState, Started
-from n8nctl.runtimes.n8n_npm import ensure_n8n, node_bin_dir
 from n8nctl.runtimes.native_queue import SQLITE, QueueMode, Worker, guard_database, record_database, workers
 from n8nctl.wait import until
 
@@ -44,6 +40,10 @@ class NativeRuntime(Runtime):
     @property
     def pidfile(self) -> Path:
         return self.settings.state_dir / "run" / "supervisord.pid"
+
+    @property
+    def socket(self) -> Path:
+        return self.settings.state_dir / "run" / "supervisor.sock"
 
     @property
     def log_dir(self) -> Path:
@@ -79,6 +79,9 @@ class NativeRuntime(Runtime):
     # -- up ------------------------------------------------------------------------------------------
 
     def start(self, progress: Progress) -> Started:
+        from n8nctl.render import native_context, render_native, write_stack
+        from n8nctl.runtimes.n8n_npm import ensure_n8n, node_bin_dir
+
         secrets = self.queue.secret_env() if self.queue else self._encryption_key()
         n8n_folder, database = (
             self.settings.state_dir / "n8n",
@@ -157,6 +160,8 @@ class NativeRuntime(Runtime):
         write_private(self._secrets_file, self._fingerprint(secrets) + "\n")
 
     def wait_healthy(self, timeout: float = HEALTH_TIMEOUT) -> None:
+        from n8nctl.health import probe_services
+
         deadline = time.monotonic() + timeout
         while True:
             states = self.states()
@@ -191,23 +196,15 @@ class NativeRuntime(Runtime):
         )
 
     def states(self) -> list[ServiceState]:
+        from n8nctl.adapters import probe
+        from n8nctl.adapters.supervisor import program_states
+
         if self.pid() is None:
             return []
-        # supervisorctl status exits 3 when a program is not running: a state like any other here
-        output = run(
-            [BIN / "supervisorctl", "-c", self.conf, "status"],
-            what="supervisorctl status failed",
-            fix=f"See {self.log_dir / 'supervisord.log'}.",
-            timeout=30,
-            ok_codes=(0, 3),
-        )
+        programs = program_states(self.socket, fix=f"See {self.log_dir / 'supervisord.log'}.")
         health = {worker.name: worker.health_url for worker in self.workers}
         states = []
-        for line in output.splitlines():
-            parts = line.split()
-            if len(parts) < 2:
-                continue
-            name, state = parts[0], parts[1]
+        for name, state in programs.items():
             service = WORKER if name in health else name
             if service not in self.programs:
                 continue

@@ -37,6 +37,10 @@ async def test_result_is_delivered_signed_with_the_exact_contract(start_bridge, 
         body = job_body()
         await h.submit(body)
         await eventually(lambda: h.n8n.calls, what="dispatch")
+        # the dispatch is recorded once n8n answered it: a result posted before that would come first
+        # in the audit (on a loaded machine the fake n8n's answer and the result race)
+        store = h.app.state.bridge.store
+        await eventually(lambda: store.get_job(body["job_id"])["status"] == "running", what="running")
         assert (await h.result(body["job_id"], outputs={"score": 7})).json()["recorded"] == "finished"
         await eventually(lambda: h.receiver.received, what="callback")
         headers, raw = h.receiver.received[0]
