@@ -35,7 +35,7 @@ def hyperfine(
 
 
 def measure(stack: Stack, *, runs: int) -> list[Figure]:
-    wait_quiet()
+    load = wait_quiet()
     times = hyperfine(
         {
             "python": f"{BIN}/python -c pass",
@@ -57,6 +57,7 @@ def measure(stack: Stack, *, runs: int) -> list[Figure]:
                 ".venv/bin/python bench/cli.py",
                 f"slowest {max(times[name]) * 1000:.0f} ms; "
                 f"baseline runs {spread([t * 1000 for t in times['python']])} ms",
+                load_before=load,
             )
         )  # fmt: skip
     return figures

@@ -46,8 +46,10 @@ class Figure:
     runs: list[float] = field(default_factory=list)
     command: str = ""
     notes: str = ""
+    load_before: float | None = None
+    """The 1-minute load average when the measurement started (what wait_quiet saw)."""
     load: float = field(default_factory=lambda: round(os.getloadavg()[0], 2))
-    """The 1-minute load average when the figure was recorded."""
+    """The 1-minute load average when the figure was recorded (the measurement's own load included)."""
 
     @property
     def ratio(self) -> float | None:
@@ -64,7 +66,7 @@ def wait_quiet(limit: float = QUIET_LOAD, deadline: float | None = None) -> floa
     end = time.monotonic() + (QUIET_WAIT if deadline is None else deadline)
     while (load := os.getloadavg()[0]) >= limit and time.monotonic() < end:
         time.sleep(5)
-    return load
+    return round(load, 2)
 
 
 def spread(values: list[float]) -> str:

@@ -205,13 +205,13 @@ def measure(
     work = Path(tempfile.mkdtemp(prefix="n8nctl-bench-"))
     (work / "bare.py").write_text(BARE_APP)
     load = Load(work, seconds)
-    bare, bridge = [], []
+    bare, bridge, loads = [], [], []
     try:
         for _ in range(repeats):  # interleaved, so a neighbour's load hits both alike
-            wait_quiet()
+            loads.append(wait_quiet())
             with server("bare", work, database_url, load.secret, extra) as url:
                 bare.append(run_wrk(url, load.script(), seconds, connections))
-            wait_quiet()
+            loads.append(wait_quiet())
             with server("bridge", work, database_url, load.secret, extra) as url:
                 bridge.append(run_wrk(url, load.script(), seconds, connections))
         best = max(bridge, key=lambda r: r["rps"])
@@ -219,7 +219,7 @@ def measure(
         delay = max(0.0, connections * 1000 / (best["rps"] / 2) - best["p50_ms"])
         half = []
         for _ in range(repeats):
-            wait_quiet()
+            loads.append(wait_quiet())
             with server("bridge", work, database_url, load.secret, extra) as url:
                 half.append(run_wrk(url, load.script(delay), seconds, connections))
     finally:
@@ -237,13 +237,16 @@ def measure(
             "bare Starlette endpoint", bare_rps, "ratio >= 0.40", bridge_rps / bare_rps >= 0.40,
             [r["rps"] for r in bridge], command,
             f"bare runs {spread([r['rps'] for r in bare])}; bridge p50 {best['p50_ms']:.1f} ms, "
-            f"p99 {best['p99_ms']:.1f} ms at maximum; {connections} connections",
+            f"p99 {best['p99_ms']:.1f} ms at maximum; {connections} connections; "
+            f"load before each run {spread(loads)}",
+            load_before=max(loads),
         ),
         Figure(
             "intake", f"intake p99 at half load, {engine}", half_p99, "ms",
             target="< 25 ms", met=half_p99 < 25, runs=[r["p99_ms"] for r in half], command=command,
             notes=f"rate {spread([r['rps'] for r in half])} req/s (target {best['rps'] / 2:.0f}); "
             f"p50 {spread([r['p50_ms'] for r in half])} ms",
+            load_before=max(loads),
         ),
     ]  # fmt: skip
 

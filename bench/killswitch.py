@@ -81,7 +81,7 @@ def first_rejection(stack: Stack, client: BridgeClient) -> tuple[float, float, f
 def measure(stack: Stack, *, rounds: int) -> list[Figure]:
     client_id, secret = stack.client_secret()
     client = BridgeClient(stack.settings.bridge_url, client_id, secret)
-    wait_quiet()
+    load = wait_quiet()
     starts = []
     for _ in range(rounds):
         started = time.monotonic()
@@ -101,6 +101,7 @@ def measure(stack: Stack, *, rounds: int) -> list[Figure]:
             "< 1 s in every round", max(rejects) < 1.0, rejects, ".venv/bin/python bench/killswitch.py",
             f"rounds {spread(rejects)} s; whole kill command {spread([t for _, t, _ in results])} s; "
             f"both cores {min(b for _, _, b in results):.0%}-{max(b for _, _, b in results):.0%} busy",
+            load_before=load,
         )
     ]  # fmt: skip
 
