@@ -231,7 +231,7 @@ def create_app(
     async def n8n_result(request: Request) -> JSONResponse:
         """A workflow's result, signed with BRIDGE_N8N_CALLBACK_SECRET. Recorded, then forwarded."""
         raw = await read_body(request, settings.bridge_max_body_bytes)
-        verify_signed(bridge, "n8n", settings.n8n_callback_keys.live(), request, raw)
+        await verify_signed(bridge, "n8n", settings.n8n_callback_keys.live(), request, raw)
         result = await sized(len(raw), parse_model, N8nResult, await sized(len(raw), parse_json, raw))
         row = result.model_dump()
         row["audit"] = [entry.model_dump() for entry in result.audit]
@@ -254,11 +254,16 @@ def create_app(
 
     @app.get("/readyz", responses=_errors(503))
     async def readyz() -> JSONResponse:
-        """Ready when the store answers; n8n is reported, not required (jobs queue while it is down)."""
+        """Ready when the store (and the shared Redis, when configured) answers; n8n is reported, not
+        required (jobs queue while it is down)."""
         try:
             await asyncio.to_thread(bridge.store.ping)
         except OperationalError:
             return ApiError("NOT_READY", "the job store does not answer", detail={"store": False}).response()
+        # with BRIDGE_REDIS_URL, a replica whose Redis does not answer refuses every signed request
+        if await bridge.guards.ready() is False:
+            detail = {"store": True, "redis": False}
+            return ApiError("NOT_READY", "the shared Redis does not answer", detail=detail).response()
         n8n = await bridge.n8n.ready()
         return JSONResponse({"status": "ok", "store": True, "n8n": n8n})
 

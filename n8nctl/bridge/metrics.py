@@ -95,6 +95,12 @@ class Metrics:
             buckets=FAST_BUCKETS,
             registry=registry,
         )
+        self.reconciliations = Counter(
+            "bridge_reconciliations",
+            "Overdue running jobs checked against their n8n execution, by outcome",
+            ["outcome"],
+            registry=registry,
+        )
         registry.register(_StoreGauges(queue_depth, dead_letters))
 
     def finish(self, workflow_key: str, status: str, seconds: float | None) -> None:

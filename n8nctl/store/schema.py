@@ -82,6 +82,7 @@ jobs = sa.Table(
 sa.Index("ix_jobs_dispatch", jobs.c.status, jobs.c.priority.desc(), jobs.c.accepted_at)
 sa.Index("ix_jobs_deadline", jobs.c.status, jobs.c.deadline_at)
 sa.Index("ix_jobs_client", jobs.c.client_id, jobs.c.accepted_at)
+sa.Index("ix_jobs_retention", jobs.c.retention_days, jobs.c.completed_at)  # prune (store/retention.py)
 
 deliveries = sa.Table(
     "deliveries",
@@ -120,6 +121,7 @@ audit_events = sa.Table(
     sa.Column("duration_ms", sa.Integer),
     sa.Column("retention_days", sa.Integer, nullable=False),
 )
+sa.Index("ix_audit_events_retention", audit_events.c.retention_days, audit_events.c.at)
 
 switches = sa.Table(
     "switches",

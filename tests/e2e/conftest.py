@@ -56,8 +56,11 @@ class Stack:
     up_output: str
     up_seconds: float
 
-    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return n8nctl(*args, env=self.env, cwd=self.project, timeout=timeout)
+    def cli(
+        self, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`n8nctl ARGS` in the project; `env` adds to (or overrides) the stack's environment."""
+        return n8nctl(*args, env={**self.env, **(env or {})}, cwd=self.project, timeout=timeout)
 
     def cli_json(self, *args: str) -> Any:
         done = self.cli(*args, "--json")
@@ -108,7 +111,7 @@ def _project(workflows: dict[str, dict[str, Any]]) -> Path:
     shutil.copy(Path(__file__).with_name("workflows") / "slow_echo.json", project / "workflows" / "templates")
     registry_file = project / "workflows" / "registry.json"
     registry = json.loads(registry_file.read_text())
-    registry["workflows"]["slow_echo"] = SLOW_ECHO
+    registry["workflows"]["slow_echo"] = dict(SLOW_ECHO)  # a copy: `workflows` may change it
     for key, fields in workflows.items():
         registry["workflows"][key].update(fields)
     registry_file.write_text(json.dumps(registry, indent=2))
