@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -139,6 +140,7 @@ def run_wrk(url: str, script: Path, seconds: int, connections: int) -> dict[str,
         latency[label] = float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return {
+        "requests": float(re.search(r"(\d+) requests in", output).group(1)),  # type: ignore[union-attr]
         "rps": rps,
         "p50_ms": latency["50%"],
         "p99_ms": latency["99%"],
@@ -146,9 +148,28 @@ def run_wrk(url: str, script: Path, seconds: int, connections: int) -> dict[str,
     }
 
 
+@dataclass(frozen=True)
+class Server:
+    url: str
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU time of the server process so far (all its threads)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def load(self, script: Path, seconds: int, connections: int) -> dict[str, float]:
+        """wrk's figures, and the server's CPU per request (which a busy neighbour stretches much less
+        than the wall-clock figures)."""
+        before = self.cpu_seconds()
+        result = run_wrk(self.url, script, seconds, connections)
+        result["cpu_us"] = (self.cpu_seconds() - before) / max(1.0, result["requests"]) * 1e6
+        return result
+
+
 @contextlib.contextmanager
-def server(name: str, work: Path, database_url: str, secret: str, extra: dict[str, str]) -> Iterator[str]:
-    """The bare endpoint or the bridge (`n8nctl bridge serve`) on a free port; its base URL."""
+def server(name: str, work: Path, database_url: str, secret: str, extra: dict[str, str]) -> Iterator[Server]:
+    """The bare endpoint or the bridge (`n8nctl bridge serve`) on a free port."""
     port = free_port()
     registry = json.loads((ROOT / "workflows/registry.json").read_text())
     registry["workflows"]["tiktok_live_helper"]["allowed_clients"] = ["*"]
@@ -175,7 +196,7 @@ def server(name: str, work: Path, database_url: str, secret: str, extra: dict[st
     process = subprocess.Popen(command, env=env, cwd=work)
     try:
         wait_healthy(f"http://127.0.0.1:{port}/healthz", process)
-        yield f"http://127.0.0.1:{port}"
+        yield Server(f"http://127.0.0.1:{port}", process.pid)
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -209,19 +230,19 @@ def measure(
     try:
         for _ in range(repeats):  # interleaved, so a neighbour's load hits both alike
             loads.append(wait_quiet())
-            with server("bare", work, database_url, load.secret, extra) as url:
-                bare.append(run_wrk(url, load.script(), seconds, connections))
+            with server("bare", work, database_url, load.secret, extra) as srv:
+                bare.append(srv.load(load.script(), seconds, connections))
             loads.append(wait_quiet())
-            with server("bridge", work, database_url, load.secret, extra) as url:
-                bridge.append(run_wrk(url, load.script(), seconds, connections))
+            with server("bridge", work, database_url, load.secret, extra) as srv:
+                bridge.append(srv.load(load.script(), seconds, connections))
         best = max(bridge, key=lambda r: r["rps"])
         # half the bridge's maximum: each connection waits between requests (closed loop with think time)
         delay = max(0.0, connections * 1000 / (best["rps"] / 2) - best["p50_ms"])
         half = []
         for _ in range(repeats):
             loads.append(wait_quiet())
-            with server("bridge", work, database_url, load.secret, extra) as url:
-                half.append(run_wrk(url, load.script(delay), seconds, connections))
+            with server("bridge", work, database_url, load.secret, extra) as srv:
+                half.append(srv.load(load.script(delay), seconds, connections))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     for result in bare + bridge + half:
@@ -231,6 +252,8 @@ def measure(
     bridge_rps = sorted(r["rps"] for r in bridge)[len(bridge) // 2]
     command = f".venv/bin/python bench/intake.py --engines {engine} --connections {connections}"
     half_p99 = sorted(r["p99_ms"] for r in half)[len(half) // 2]
+    bare_cpu = sorted(r["cpu_us"] for r in bare)[len(bare) // 2]
+    bridge_cpu = sorted(r["cpu_us"] for r in bridge)[len(bridge) // 2]
     return [
         Figure(
             "intake", f"intake throughput, {engine}", bridge_rps, "req/s",
@@ -239,6 +262,15 @@ def measure(
             f"bare runs {spread([r['rps'] for r in bare])}; bridge p50 {best['p50_ms']:.1f} ms, "
             f"p99 {best['p99_ms']:.1f} ms at maximum; {connections} connections; "
             f"load before each run {spread(loads)}",
+            load_before=max(loads),
+        ),
+        Figure(
+            "intake", f"intake CPU per request at maximum, {engine}", bridge_cpu, "us",
+            "bare Starlette endpoint", bare_cpu, command=command,
+            notes="server process CPU (user+sys) / requests answered; "
+            f"bare / bridge = {bare_cpu / bridge_cpu:.2f}, "
+            "the throughput ratio if both were bound by one core (a busy neighbour stretches CPU time much "
+            f"less than wall-clock rates); bridge runs {spread([r['cpu_us'] for r in bridge])} us",
             load_before=max(loads),
         ),
         Figure(
