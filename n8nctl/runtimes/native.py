@@ -25,12 +25,9 @@ from typing import Any, Literal
 
 from pydantic import SecretStr
 
-from n8nctl.adapters import probe
 from n8nctl.adapters.process import background, lines, run
 from n8nctl.envfile import write_private
 from n8nctl.errors import N8nctlError, NotFoundError
-from n8nctl.health import probe_services
-from n8nctl.render import native_context, render_native, write_stack
 from n8nctl.runtimes import (
     HEALTH_TIMEOUT,
     ActiveStack,
@@ -75,6 +72,10 @@ class NativeRuntime(Runtime):
         return self.settings.state_dir / "run" / "supervisord.pid"
 
     @property
+    def socket(self) -> Path:
+        return self.settings.state_dir / "run" / "supervisor.sock"
+
+    @property
     def log_dir(self) -> Path:
         return self.settings.state_dir / "logs"
 
@@ -108,6 +109,8 @@ class NativeRuntime(Runtime):
     # -- up ------------------------------------------------------------------------------------------
 
     def start(self, progress: Progress) -> Started:
+        from n8nctl.render import native_context, render_native, write_stack
+
         secrets = self.queue.secret_env() if self.queue else self._encryption_key()
         n8n_folder, database = (
             self.settings.state_dir / "n8n",
@@ -186,6 +189,8 @@ class NativeRuntime(Runtime):
         write_private(self._secrets_file, self._fingerprint(secrets) + "\n")
 
     def wait_healthy(self, timeout: float = HEALTH_TIMEOUT) -> None:
+        from n8nctl.health import probe_services
+
         deadline = time.monotonic() + timeout
         while True:
             states = self.states()
@@ -220,23 +225,15 @@ class NativeRuntime(Runtime):
         )
 
     def states(self) -> list[ServiceState]:
+        from n8nctl.adapters import probe
+        from n8nctl.adapters.supervisor import program_states
+
         if self.pid() is None:
             return []
-        # supervisorctl status exits 3 when a program is not running: a state like any other here
-        output = run(
-            [BIN / "supervisorctl", "-c", self.conf, "status"],
-            what="supervisorctl status failed",
-            fix=f"See {self.log_dir / 'supervisord.log'}.",
-            timeout=30,
-            ok_codes=(0, 3),
-        )
+        programs = program_states(self.socket, fix=f"See {self.log_dir / 'supervisord.log'}.")
         health = {worker.name: worker.health_url for worker in self.workers}
         states = []
-        for line in output.splitlines():
-            parts = line.split()
-            if len(parts) < 2:
-                continue
-            name, state = parts[0], parts[1]
+        for name, state in programs.items():
             service = WORKER if name in health else name
             if service not in self.programs:
                 continue

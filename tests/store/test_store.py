@@ -21,6 +21,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from n8nctl.store import NewJob, Store, migrations
+from n8nctl.store.core import EMPTY_JOB, audit_row
+from n8nctl.store.jobs import AUDIT_INSERT, JOB_INSERT
 from n8nctl.store.schema import audit_events, deliveries, jobs, metadata
 from tests.conftest import new_job
 
@@ -145,8 +147,40 @@ def test_times_come_back_aware_utc(store):
     store.submit_batch([new_job("a")])
     accepted = store.get_job("a")["accepted_at"]
     assert accepted.tzinfo is not None and accepted.utcoffset() == timedelta(0)
-    with pytest.raises(sa.exc.StatementError):
+    with pytest.raises(ValueError, match="naive datetime"):  # bound by the column's type, then refused
         store.submit_batch([NewJob({**new_job("b").row, "accepted_at": datetime.now()})])
+
+
+def test_intake_binds_rows_as_sqlalchemy_would(store):
+    """Intake binds its rows itself (n8nctl/store/prebound.py): what it stores is what SQLAlchemy's own
+    insert stores, value for value, on both engines; on SQLite times are sqlite.DATETIME's text."""
+    row = {
+        **EMPTY_JOB,
+        **new_job("prebound").row,
+        "inputs": {"text": "h\u00e9llo", "n": [1, 2.5, None, True]},
+        "metadata": {"user_id": "u-1"},
+        "status": "pending",
+        "updated_at": datetime.now(UTC),
+        "next_dispatch_at": datetime.now(UTC),
+        "dispatch_attempts": 0,
+    }
+    with store._write() as conn:
+        assert JOB_INSERT.execute(conn, [row]) == 1
+        conn.execute(jobs.insert(), [{**row, "job_id": "sqlalchemy"}])
+        event = audit_row(row, "accepted", source="bridge", details={"priority": 5})
+        AUDIT_INSERT.execute(conn, [event])
+        conn.execute(audit_events.insert(), [{**event, "job_id": "sqlalchemy"}])
+    with store._read() as conn:
+        stored = {r[0]: r[1:] for r in conn.exec_driver_sql("SELECT * FROM jobs")}
+        events = {r[1]: r[2:] for r in conn.exec_driver_sql("SELECT * FROM audit_events")}
+        dialect = conn.dialect
+    assert stored["prebound"] == stored["sqlalchemy"]
+    assert events["prebound"] == events["sqlalchemy"]
+    if dialect.name == "sqlite":
+        stamp = sa.dialects.sqlite.DATETIME().bind_processor(dialect)
+        column = [c.name for c in jobs.columns].index("accepted_at") - 1
+        assert stored["prebound"][column] == stamp(row["accepted_at"].replace(tzinfo=None))
+    assert store.get_job("prebound")["inputs"] == row["inputs"]
 
 
 def test_audit_since_reads_in_batches(store):
