@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     bridge_port: int = Field(default=8000, ge=1, le=65535)
     bridge_public_url: str = ""
     bridge_poll_interval_seconds: float = Field(default=0.5, gt=0)
+    bridge_adaptive_concurrency: bool = True
+    bridge_dispatch_start_limit: int = Field(default=1, ge=1)
     bridge_workers: bool = True
     bridge_registry_path: Path | None = None
 

@@ -37,8 +37,30 @@ class _StoreGauges(Collector):
         )
 
 
+class _Limits(Collector):
+    """Each workflow's dispatch concurrency limit, as this replica holds it now (ADR 61)."""
+
+    def __init__(self, limits: Callable[[], dict[str, int]]) -> None:
+        self._limits = limits
+
+    def collect(self) -> Iterator[Metric]:
+        gauge = GaugeMetricFamily(
+            "bridge_dispatch_concurrency_limit",
+            "Jobs of a workflow this bridge lets n8n run at once (adaptive, up to max_concurrency)",
+            labels=["workflow_key"],
+        )
+        for key, limit in sorted(self._limits().items()):
+            gauge.add_metric([key], limit)
+        yield gauge
+
+
 class Metrics:
-    def __init__(self, queue_depth: Callable[[], dict[str, int]], dead_letters: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        queue_depth: Callable[[], dict[str, int]],
+        dead_letters: Callable[[], int],
+        limits: Callable[[], dict[str, int]] = dict,
+    ) -> None:
         self.registry = registry = CollectorRegistry()
         self.accepted = Counter(
             "bridge_jobs_accepted", "Jobs accepted (202)", ["workflow_key"], registry=registry
@@ -96,6 +118,7 @@ class Metrics:
             registry=registry,
         )
         registry.register(_StoreGauges(queue_depth, dead_letters))
+        registry.register(_Limits(limits))
 
     def finish(self, workflow_key: str, status: str, seconds: float | None) -> None:
         """A job reached `status`; `seconds` since its acceptance when known."""
