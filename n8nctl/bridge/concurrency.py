@@ -7,24 +7,24 @@ result never came). Against the times of a job that ran alone (the baseline), on
 (as many results as the limit, from jobs sent since the last change: a round trip), the limit moves
 like a gradient controller with additive increase and multiplicative decrease:
 
-    gradient = min(1, TOLERANCE * baseline / round's median)   (the worse of both times)
-    limit    = limit * gradient + QUEUE                         (within 1 .. max)
+    slowdown = round's median / baseline                        (the worse of both times)
+    limit    = limit * min(1, TOLERANCE / slowdown) + QUEUE      (within 1 .. max)
 
-While the times stay flat the gradient is 1 and the limit grows by QUEUE per round (only while the
-limit was binding: a trickle of jobs does not grow it). Once n8n is saturated, more jobs only
-queue inside n8n and the times grow in proportion; `limit * gradient` is then about what n8n can
-take at TOLERANCE times a lone job's latency (Little's law), and QUEUE jobs wait on top of it, so
-n8n never idles between two dispatches yet its latency is not driven up further. TOLERANCE is 3,
-not the 1.5 of services whose lone request uses the whole machine: a lone n8n execution leaves
-most of it idle (measured: 0.7x of n8n's best rate at concurrency 1, the best from about 4 jobs at
-once, at about 3x a lone job's latency). A collapse (a round's median above COLLAPSE times the
-baseline) halves the limit, as does an error; once per round: what jobs sent before the last
-change show is not answered twice.
+While the times stay flat the limit grows by QUEUE per round (only while the limit was binding: a
+trickle of jobs does not grow it). Once n8n is saturated, more jobs only queue inside n8n and the
+times grow in proportion; `limit * TOLERANCE / slowdown` is then about what n8n takes at TOLERANCE
+times a lone job's latency (Little's law), and QUEUE jobs wait on top of it, so n8n never idles
+between two dispatches yet its latency is not driven up further. TOLERANCE is 3, not the 1.5 of
+services whose lone request uses the whole machine: a lone n8n execution leaves most of it idle
+(measured: 0.7x of n8n's best rate at concurrency 1, the best from about 4 jobs at once, at about
+3x a lone job's latency). A collapse (a round's median above COLLAPSE times the baseline) at least
+halves the limit, as does an error; once per round: what jobs sent before the last change show is
+not answered twice.
 
 The baseline is refreshed by a probe: when no job ran alone for PROBE_SECONDS (or never, as when
-starting at the maximum under a backlog), the limit drops to 1 until one job has run alone, then
-returns. Pure logic: time comes in as `now` (seconds, monotonic); no I/O, no global state; one
-instance per bridge, state per workflow.
+starting at the maximum under a backlog), the limit drops to 1 until one job has run alone; the
+round that started the probe is then judged against it. Pure logic: time comes in as `now`
+(seconds, monotonic); no I/O, no global state; one instance per bridge, state per workflow.
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ class AdaptiveConcurrency:
             for key, maximum in maxima.items()
         }
         self._jobs: dict[str, _Job] = {}
+        self._changes: dict[tuple[str, str], int] = {}
 
     # -- what the claim and the metrics read ----------------------------------------------------------
 
@@ -101,11 +102,15 @@ class AdaptiveConcurrency:
     def limits(self, *, now: float) -> dict[str, int]:
         """The caps for a claim at `now`; a probe that found no lone job within PROBE_TIMEOUT ends
         (other replicas' jobs may keep every slot taken) and is not tried again for PROBE_SECONDS."""
-        for state in self._workflows.values():
+        for key, state in self._workflows.items():
             if state.probe_since is not None and now - state.probe_since > PROBE_TIMEOUT:
                 state.base_at = now
-                self._resume(state)
+                self._resume(key, state)
         return self.current()
+
+    def changes(self) -> dict[tuple[str, str], int]:
+        """How often each workflow's limit moved, by reason: grow, shrink, collapse, error, probe."""
+        return dict(self._changes)
 
     def watched(self) -> list[str]:
         """Jobs sent and not finished yet: the bridge asks the store which of them have ended."""
@@ -154,7 +159,7 @@ class AdaptiveConcurrency:
                 state.base_dispatch.append(job.dispatch_seconds)
             state.base_at = now
             if state.probe_since is not None:  # the probe has its baseline: back to the limit before
-                self._resume(state)
+                self._resume(job.key, state)
                 return
         if job.epoch != state.epoch or state.probe_since is not None or not self.adaptive:
             return
@@ -162,7 +167,7 @@ class AdaptiveConcurrency:
         if job.dispatch_seconds is not None:
             state.dispatches.append(job.dispatch_seconds)
         if len(state.results) >= self.limit(job.key):  # a round: as many results as there are slots
-            self._end_round(state, now)
+            self._end_round(job.key, state, now)
 
     def forget(self, job_id: str) -> None:
         """The job ended without telling anything about n8n (cancelled, killed)."""
@@ -181,34 +186,47 @@ class AdaptiveConcurrency:
         if not self.adaptive or job.epoch != state.epoch:
             return  # sent before the last change: that change already answered what it shows
         if state.probe_since is not None:
-            self._resume(state)
+            state.probe_since, state.limit = None, state.saved
+        self._count(job.key, "error")
         state.limit = max(1.0, state.limit * DECREASE)
         self._next_round(state)
 
-    def _end_round(self, state: _Workflow, now: float) -> None:
+    def _end_round(self, key: str, state: _Workflow, now: float) -> None:
         if (state.base_at is None or now - state.base_at > PROBE_SECONDS) and state.limit > 1:
-            # no lone job lately: measure the baseline again, then come back
+            # no lone job lately: measure the baseline again; this round is judged against it then
+            self._count(key, "probe")
             state.probe_since, state.saved = now, state.limit
-            self._next_round(state)
+            state.epoch += 1
             return
-        slowdown = 1.0  # the round's median over the baseline, the worse of both times
-        if state.base_result:
+        self._judge(key, state)
+
+    def _resume(self, key: str, state: _Workflow) -> None:
+        """End a probe: back to the limit from before it, judging the round that started it."""
+        state.probe_since, state.limit = None, state.saved
+        self._judge(key, state)
+
+    def _judge(self, key: str, state: _Workflow) -> None:
+        """The round's verdict: the limit in proportion to how much slower than a lone job n8n
+        answered (plus QUEUE while it bound), at least halved on a collapse; then a new round."""
+        if state.base_result and state.results:
             slowdown = _slowdown(min(state.base_result), state.results)
-        if state.base_dispatch and state.dispatches:
-            slowdown = max(slowdown, _slowdown(min(state.base_dispatch), state.dispatches))
-        if slowdown > COLLAPSE:
-            target = state.limit * DECREASE
-        else:
+            if state.base_dispatch and state.dispatches:
+                slowdown = max(slowdown, _slowdown(min(state.base_dispatch), state.dispatches))
             target = state.limit * min(1.0, TOLERANCE / slowdown) + QUEUE
-            if not state.binding:  # the limit held nothing back: no evidence n8n could take more
-                target = min(target, state.limit)
-        state.limit = max(1.0, min(float(state.maximum), target))
+            if slowdown > COLLAPSE:
+                target, reason = min(target, state.limit * DECREASE), "collapse"
+            elif not state.binding:  # the limit held nothing back: no evidence n8n could take more
+                target, reason = min(target, state.limit), "shrink"
+            else:
+                reason = "grow" if target > state.limit else "shrink"
+            target = max(1.0, min(float(state.maximum), target))
+            if math.floor(target) != math.floor(state.limit):
+                self._count(key, reason)
+            state.limit = target
         self._next_round(state)
 
-    def _resume(self, state: _Workflow) -> None:
-        """End a probe: back to the limit from before it."""
-        state.probe_since, state.limit = None, state.saved
-        self._next_round(state)
+    def _count(self, key: str, reason: str) -> None:
+        self._changes[key, reason] = self._changes.get((key, reason), 0) + 1
 
     @staticmethod
     def _next_round(state: _Workflow) -> None:

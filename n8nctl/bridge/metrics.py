@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 # seconds: intake and dispatch are fast paths, a job's whole life can take its timeout (<= 1 h default)
@@ -38,10 +38,13 @@ class _StoreGauges(Collector):
 
 
 class _Limits(Collector):
-    """Each workflow's dispatch concurrency limit, as this replica holds it now (ADR 61)."""
+    """Each workflow's dispatch concurrency limit as this replica holds it now, and how often it
+    moved and why (ADR 61)."""
 
-    def __init__(self, limits: Callable[[], dict[str, int]]) -> None:
-        self._limits = limits
+    def __init__(
+        self, limits: Callable[[], dict[str, int]], changes: Callable[[], dict[tuple[str, str], int]]
+    ) -> None:
+        self._limits, self._changes = limits, changes
 
     def collect(self) -> Iterator[Metric]:
         gauge = GaugeMetricFamily(
@@ -52,6 +55,14 @@ class _Limits(Collector):
         for key, limit in sorted(self._limits().items()):
             gauge.add_metric([key], limit)
         yield gauge
+        counter = CounterMetricFamily(
+            "bridge_dispatch_limit_changes",
+            "Moves of the adaptive dispatch limit: grow, shrink, collapse, error (halved), probe",
+            labels=["workflow_key", "reason"],
+        )
+        for (key, reason), count in sorted(self._changes().items()):
+            counter.add_metric([key, reason], count)
+        yield counter
 
 
 class Metrics:
@@ -60,6 +71,7 @@ class Metrics:
         queue_depth: Callable[[], dict[str, int]],
         dead_letters: Callable[[], int],
         limits: Callable[[], dict[str, int]] = dict,
+        limit_changes: Callable[[], dict[tuple[str, str], int]] = dict,
     ) -> None:
         self.registry = registry = CollectorRegistry()
         self.accepted = Counter(
@@ -118,7 +130,7 @@ class Metrics:
             registry=registry,
         )
         registry.register(_StoreGauges(queue_depth, dead_letters))
-        registry.register(_Limits(limits))
+        registry.register(_Limits(limits, limit_changes))
 
     def finish(self, workflow_key: str, status: str, seconds: float | None) -> None:
         """A job reached `status`; `seconds` since its acceptance when known."""

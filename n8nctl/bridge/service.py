@@ -85,7 +85,12 @@ class Bridge:
             start=settings.bridge_dispatch_start_limit,
             adaptive=settings.bridge_adaptive_concurrency,
         )
-        self.metrics = Metrics(self.store.queue_depth, self.store.dead_letters, self.concurrency.current)
+        self.metrics = Metrics(
+            self.store.queue_depth,
+            self.store.dead_letters,
+            self.concurrency.current,
+            self.concurrency.changes,
+        )
         self.wake_dispatch, self.wake_delivery = asyncio.Event(), asyncio.Event()
         self._intake: asyncio.Queue[tuple[NewJob, asyncio.Future[SubmitOutcome]]] = asyncio.Queue()
         self._switches: tuple[float, dict[str, Row]] = (0.0, {})

@@ -126,7 +126,8 @@ def test_halves_when_latency_collapses() -> None:
         drive.round(0.1)
     limit = drive.limiter.limit(KEY)
     drive.round(0.1 * COLLAPSE * 1.5)
-    assert drive.limiter.limit(KEY) == limit // 2
+    assert drive.limiter.limit(KEY) <= limit // 2, "at least halved"
+    assert drive.limiter.changes()[KEY, "collapse"] == 1
 
 
 def test_backs_off_in_proportion_when_n8n_only_queues_the_extra_jobs() -> None:
@@ -145,8 +146,9 @@ def test_dispatch_latency_alone_can_hold_the_limit_back() -> None:
     drive.round(0.1, dispatch_time=0.05)
     while drive.limiter.limit(KEY) < 10:
         drive.round(0.1, dispatch_time=0.05)
+    limit = drive.limiter.limit(KEY)
     drive.round(0.1, dispatch_time=0.05 * COLLAPSE * 2)
-    assert drive.limiter.limit(KEY) == 5
+    assert drive.limiter.limit(KEY) <= limit // 2
 
 
 def test_finds_n8ns_best_pace_from_one_and_stays_below_collapse() -> None:
@@ -165,8 +167,9 @@ def test_from_the_maximum_it_probes_a_lone_job_then_comes_down_to_the_same_pace(
     drive = Driver(limiter(start=16))
     drive.round(model.result_time(16))  # the first round: no job ran alone, no baseline yet
     assert drive.limiter.probing(KEY) and drive.limiter.limit(KEY) == 1
-    drive.round(model.result_time(1))  # the lone job: the baseline, then back to where it was
-    assert not drive.limiter.probing(KEY) and drive.limiter.limit(KEY) == 16
+    drive.round(model.result_time(1))  # the lone job: the baseline, against which the first round
+    assert not drive.limiter.probing(KEY)  # (10x slower: a collapse) is judged: straight down
+    assert drive.limiter.limit(KEY) == 6
     trajectory = drive.run(model, 30)
     from_one = Driver(limiter()).run(model, 30)
     assert abs(trajectory[-1] - from_one[-1]) <= 1, (trajectory, from_one)

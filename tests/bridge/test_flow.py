@@ -196,6 +196,10 @@ async def test_n8n_down_halves_the_limit_to_one_and_it_grows_back_when_n8n_retur
         await h.result(h.n8n.calls[0]["payload"]["job_id"])
         await eventually(lambda: len(h.n8n.calls) == 3, what="the other two, the limit grown")
         assert bridge.concurrency.limit("tiktok_live_helper") == 3
+        text = (await h.client.get("/metrics")).text
+        changes = 'bridge_dispatch_limit_changes_total{reason="%s",workflow_key="tiktok_live_helper"}'
+        assert changes % "grow" + " 1.0" in text
+        assert changes % "error" in text
 
 
 async def test_n8n_down_jobs_queue_and_dispatch_when_it_returns(start_bridge):
