@@ -184,7 +184,7 @@ async def test_the_limit_starts_at_one_grows_with_results_and_shows_in_metrics(s
 async def test_n8n_down_halves_the_limit_to_one_and_it_grows_back_when_n8n_returns(start_bridge):
     async with start_bridge(bridge_dispatch_start_limit=100) as h:
         bridge = h.app.state.bridge
-        assert bridge.concurrency.limit("tiktok_live_helper") == 4
+        assert bridge.concurrency.limit("tiktok_live_helper") == 16
         h.n8n.up = False
         bodies = [job_body() for _ in range(3)]
         for body in bodies:
