@@ -19,7 +19,8 @@ services whose lone request uses the whole machine: a lone n8n execution leaves 
 (measured: 0.7x of n8n's best rate at concurrency 1, the best from about 4 jobs at once, at about
 3x a lone job's latency). A collapse (a round's median above COLLAPSE times the baseline) at least
 halves the limit, as does an error; once per round: what jobs sent before the last change show is
-not answered twice.
+not answered twice. The baseline is the median of the last lone jobs' times, the slowdown the
+round's median over it: one lucky or unlucky job moves neither.
 
 The baseline is refreshed by a probe: when no job ran alone for PROBE_SECONDS (or never, as when
 starting at the maximum under a backlog), the limit drops to 1 until one job has run alone; the
@@ -37,11 +38,11 @@ from dataclasses import dataclass, field
 
 TOLERANCE = 3.0  # times up to 3x a lone job's count as flat (see above)
 QUEUE = 2.0  # jobs let wait inside n8n on top of what it runs, so it never idles between dispatches
-COLLAPSE = 2 * TOLERANCE  # a round this much slower than a lone job halves the limit
+COLLAPSE = 10.0  # a round this much slower than a lone job at least halves the limit
 DECREASE = 0.5  # what an error or a collapse keeps of the limit
 PROBE_SECONDS = 30.0  # a baseline older than this is measured again
 PROBE_TIMEOUT = 10.0  # a probe that got no lone job by then ends anyway (e.g. other replicas' jobs)
-BASELINE_SAMPLES = 3  # the baseline is the lowest of the last few lone jobs
+BASELINE_SAMPLES = 5  # the baseline is the median of the last few lone jobs (robust to a lucky one)
 
 
 @dataclass
@@ -209,9 +210,9 @@ class AdaptiveConcurrency:
         """The round's verdict: the limit in proportion to how much slower than a lone job n8n
         answered (plus QUEUE while it bound), at least halved on a collapse; then a new round."""
         if state.base_result and state.results:
-            slowdown = _slowdown(min(state.base_result), state.results)
+            slowdown = _slowdown(state.base_result, state.results)
             if state.base_dispatch and state.dispatches:
-                slowdown = max(slowdown, _slowdown(min(state.base_dispatch), state.dispatches))
+                slowdown = max(slowdown, _slowdown(state.base_dispatch, state.dispatches))
             target = state.limit * min(1.0, TOLERANCE / slowdown) + QUEUE
             if slowdown > COLLAPSE:
                 target, reason = min(target, state.limit * DECREASE), "collapse"
@@ -236,5 +237,6 @@ class AdaptiveConcurrency:
         state.binding = False
 
 
-def _slowdown(baseline: float, samples: list[float]) -> float:
-    return statistics.median(samples) / baseline if baseline > 0 else 1.0
+def _slowdown(baseline: deque[float], samples: list[float]) -> float:
+    base = statistics.median(baseline)
+    return statistics.median(samples) / base if base > 0 else 1.0
