@@ -5,20 +5,21 @@ max_concurrency --maximum), then:
 
 1. direct: n8n's production webhook driven directly, closed loop, at each --levels concurrency:
    each of N clients POSTs a job and waits until n8n posted its result (to a receiver standing in
-   for the bridge), completed executions/s over --direct-seconds after 2 s of warm-up. Measured
-   again at the best level after the bursts; the baseline is the best of all.
-2. burst from 1 and burst from the maximum: --jobs signed jobs through the bridge (a bridge process
-   started with BRIDGE_DISPATCH_START_LIMIT=1, then =max), until FlowBiz's receiver has every
-   callback (signatures verified). Drain jobs/s = jobs / (first submit -> last callback), its ratio
-   to the baseline (goal >= 0.95x), jobs failed or lost (goal 0), the limit's trajectory (from
-   /metrics) and when it settled.
-3. back-off (--backoff-seconds): a backlog through the bridge; after a while n8n is held to
+   for the bridge), completed executions/s over --direct-seconds after 2 s of warm-up.
+2. burst from 1 and burst from the maximum, each between two direct runs at the best level (the
+   machine's load drifts): --jobs signed jobs through the bridge (a bridge process started with
+   BRIDGE_DISPATCH_START_LIMIT=1, then =max), until FlowBiz's receiver has every callback
+   (signatures verified). Drain jobs/s = jobs / (first submit -> last callback); its ratio to the
+   best direct rate of the whole run (goal >= 0.95x) and to the two direct runs around it; jobs
+   failed or lost (goal 0); the limit's trajectory (from /metrics) and when it settled.
+3. back-off (--backoff-seconds): a backlog through the bridge; in its middle third n8n is held to
    --throttle-cores CPUs (cgroup CPU quota: n8n slows down, the bridge does not), then released:
-   the limit and the completion rate before, during and after.
+   the limit and the completion rate before, during and after. With --queue, the same on a second
+   stack in native queue mode (PostgreSQL, Redis, 2 workers) with one worker stopped, then started.
 4. end-to-end overhead (bench/e2e_latency.py): one job at a time, submit -> verified callback
-   minus the execution time n8n reports.
+   minus the execution time n8n reports, against the same measured straight at n8n.
 
-    .venv/bin/python bench/drain.py [--jobs 300] [--json bench/results/drain.json]
+    .venv/bin/python bench/drain.py [--jobs 300] [--queue] [--json bench/results/drain.json]
 
 Prints a table and writes JSON. Needs root for the CPU quota (--backoff-seconds 0 skips it).
 """
@@ -32,6 +33,8 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -192,8 +195,11 @@ async def burst(stack: Stack, url: str, jobs: int, concurrency: int, label: str)
     }
 
 
-async def backoff(stack: Stack, url: str, rate: float, seconds: float, cores: float) -> dict[str, Any]:
-    """A backlog drained while n8n is slowed down (CPU quota) in the middle third of `seconds`."""
+async def backoff(
+    stack: Stack, url: str, rate: float, seconds: float, slow_down: Callable[[], AbstractContextManager[Any]]
+) -> dict[str, Any]:
+    """A backlog of `rate` x `seconds` jobs drained while n8n is slowed down (`slow_down`) in the
+    middle third of `seconds`."""
     secret = stack.settings.bridge_callback_signing_secret.get_secret_value()
     jobs = int(rate * seconds)
     async with receiving(secret) as receiver:
@@ -211,7 +217,7 @@ async def backoff(stack: Stack, url: str, rate: float, seconds: float, cores: fl
             await asyncio.gather(*(submit(headers, body) for _, headers, body in requests))
         await asyncio.sleep(max(0.0, begin + seconds / 3 - time.monotonic()))
         slowed = time.monotonic()
-        with cpu_quota(stack.n8n_pids(), cores):
+        with slow_down():
             await asyncio.sleep(max(0.0, begin + 2 * seconds / 3 - time.monotonic()))
         released = time.monotonic()
         ids = {job_id for job_id, _, _ in requests}
@@ -236,7 +242,6 @@ async def backoff(stack: Stack, url: str, rate: float, seconds: float, cores: fl
     statuses = [body["status"] for _, body in receiver.arrivals.values()]
     return {
         "jobs": jobs,
-        "throttle_cores": cores,
         "slowed_at_seconds": round(slowed - begin, 1),
         "released_at_seconds": round(released - begin, 1),
         "before": phase(begin, slowed),
@@ -254,7 +259,13 @@ def report(results: dict[str, Any]) -> None:
     best = results["baseline_executions_per_second"]
     print(f"\nmachine: {results['machine']}, n8n {results['n8n_version']}, max {results['maximum']}")
     direct_rows = [
-        [r["concurrency"], r["executions_per_second"], r["webhook_p50_ms"], r["result_p50_ms"], r["load"]]
+        [
+            r["concurrency"],
+            r["executions_per_second"],
+            r.get("webhook_p50_ms"),
+            r.get("result_p50_ms"),
+            r.get("load"),
+        ]
         for r in results["direct"]
     ]
     headers = ["direct: concurrency", "executions/s", "webhook p50 ms", "result p50 ms", "load 1-min"]
@@ -265,6 +276,8 @@ def report(results: dict[str, Any]) -> None:
             b["jobs_per_second"],
             best,
             f"{b['jobs_per_second'] / best:.2f}x",
+            b["direct_around"],
+            f"{b['jobs_per_second'] / statistics.mean(b['direct_around']):.2f}x",
             f"{b['failed']} / {b['lost']}",
             b["settled_limit"],
             b["settled_at_seconds"],
@@ -272,17 +285,27 @@ def report(results: dict[str, Any]) -> None:
         ]
         for b in results["bursts"]
     ]
-    headers = ["drain", "jobs/s", "best direct", "ratio", "failed / lost", "limit settled", "at s", "load"]
+    headers = [
+        "drain",
+        "jobs/s",
+        "best direct",
+        "ratio",
+        "direct around",
+        "ratio",
+        "failed / lost",
+        "limit settled",
+        "at s",
+        "load",
+    ]
     print()
     print(tabulate(rows, headers=headers))
     for b in results["bursts"]:
         print(f"  trajectory from {b['start_limit']} [s, limit, running]: {b['trajectory']}")
         print(f"  limit moves: {b['limit_moves']}")
-    if results.get("backoff"):
-        b = results["backoff"]
+    for b in results.get("backoff", []):
         before, during, after = b["before"], b["during"], b["after"]
         print(
-            f"\nback-off: n8n held to {b['throttle_cores']} CPU from {b['slowed_at_seconds']} s "
+            f"\nback-off, {b['how']}, from {b['slowed_at_seconds']} s "
             f"to {b['released_at_seconds']} s: limit {before['limit_median']} -> "
             f"{during['limit_median']} -> {after['limit_median']}, jobs/s {before['jobs_per_second']} -> "
             f"{during['jobs_per_second']} -> {after['jobs_per_second']}; "
@@ -299,6 +322,17 @@ def report(results: dict[str, Any]) -> None:
         )
 
 
+async def bracketed(
+    stack: Stack, level: int, seconds: float, phase: Awaitable[dict[str, Any]]
+) -> dict[str, Any]:
+    """`phase` between two direct measurements at `level`: its own baseline, right before and after."""
+    before = (await direct(stack, [level], seconds))[0]
+    result = await phase
+    after = (await direct(stack, [level], seconds))[0]
+    result["direct_around"] = [before["executions_per_second"], after["executions_per_second"]]
+    return result
+
+
 async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     levels = [int(level) for level in args.levels.split(",")]
     results: dict[str, Any] = {
@@ -307,23 +341,27 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         "n8n_version": stack.settings.n8n_version,
         "maximum": args.maximum,
         "command": " ".join(["bench/drain.py", *sys.argv[1:]]),
+        "bursts": [],
+        "backoff": [],
     }
     print("direct ...", file=sys.stderr, flush=True)
-    results["direct"] = await direct(stack, levels, args.direct_seconds)
-    results["bursts"] = []
+    sweep = await direct(stack, levels, args.direct_seconds)
+    best = max(sweep, key=lambda row: row["executions_per_second"])["concurrency"]
     for start in ("1", str(args.maximum)):
-        print(f"burst, limit starting at {start} ...", file=sys.stderr, flush=True)
+        print(f"burst, limit starting at {start}, between two direct runs at {best} ...", file=sys.stderr)
         with bridge_process(stack, BRIDGE_DISPATCH_START_LIMIT=start) as url:
-            results["bursts"].append(await burst(stack, url, args.jobs, args.submit_concurrency, start))
-    best_level = max(results["direct"], key=lambda row: row["executions_per_second"])["concurrency"]
-    print(f"direct again at {best_level} ...", file=sys.stderr, flush=True)
-    results["direct"] += await direct(stack, [best_level], args.direct_seconds)
+            drain = burst(stack, url, args.jobs, args.submit_concurrency, start)
+            results["bursts"].append(await bracketed(stack, best, args.direct_seconds, drain))
+    around = [rate for b in results["bursts"] for rate in b["direct_around"]]
+    results["direct"] = sweep + [{"concurrency": best, "executions_per_second": rate} for rate in around]
     results["baseline_executions_per_second"] = max(r["executions_per_second"] for r in results["direct"])
     if args.backoff_seconds:
-        print("back-off ...", file=sys.stderr, flush=True)
+        print("back-off, n8n held to a CPU quota ...", file=sys.stderr, flush=True)
         with bridge_process(stack) as url:
             rate = results["baseline_executions_per_second"]
-            results["backoff"] = await backoff(stack, url, rate, args.backoff_seconds, args.throttle_cores)
+            pids, cores = stack.n8n_pids(), args.throttle_cores
+            held = await backoff(stack, url, rate, args.backoff_seconds, lambda: cpu_quota(pids, cores))
+            results["backoff"].append({"how": f"n8n held to {cores} CPU", **held})
     if args.e2e_jobs:
         print("end-to-end overhead ...", file=sys.stderr, flush=True)
         with bridge_process(stack) as url:
@@ -331,20 +369,42 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     return results
 
 
+async def queue_backoff(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
+    """Queue mode: one of the two workers stopped for the middle third, then started again."""
+    rate = (await direct(stack, [8], 10))[0]["executions_per_second"]
+
+    @contextmanager
+    def worker_stopped() -> Iterator[None]:
+        stack.supervisorctl("stop", "n8n-worker-1")
+        try:
+            yield
+        finally:
+            stack.supervisorctl("start", "n8n-worker-1")
+
+    with bridge_process(stack) as url:
+        stopped = await backoff(stack, url, rate, args.backoff_seconds, worker_stopped)
+    return {"how": "queue mode, 1 of 2 workers stopped", "direct_8": rate, **stopped}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=300)
     parser.add_argument("--maximum", type=int, default=16, help="tiktok_live_helper's max_concurrency")
     parser.add_argument("--levels", default="1,4,8,16", help="direct concurrencies")
-    parser.add_argument("--direct-seconds", type=float, default=15)
+    parser.add_argument("--direct-seconds", type=float, default=10)
     parser.add_argument("--submit-concurrency", type=int, default=50)
     parser.add_argument("--backoff-seconds", type=float, default=60)
-    parser.add_argument("--throttle-cores", type=float, default=0.5)
+    parser.add_argument("--throttle-cores", type=float, default=0.25)
+    parser.add_argument("--queue", action="store_true", help="also the back-off in native queue mode")
     parser.add_argument("--e2e-jobs", type=int, default=100)
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "drain.json")
     args = parser.parse_args()
     with native_stack("drain", workflows={KEY: {"max_concurrency": args.maximum}}) as stack:
         results = asyncio.run(run(args, stack))
+    if args.queue:
+        queue = {KEY: {"max_concurrency": 20}}
+        with native_stack("drainq", workflows=queue, N8NCTL_QUEUE_MODE="true", N8NCTL_WORKERS="2") as stack:
+            results["backoff"].append(asyncio.run(queue_backoff(args, stack)))
     report(results)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
