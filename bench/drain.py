@@ -201,7 +201,7 @@ async def backoff(
     """A backlog of `rate` x `seconds` jobs drained while n8n is slowed down (`slow_down`) in the
     middle third of `seconds`."""
     secret = stack.settings.bridge_callback_signing_secret.get_secret_value()
-    jobs = int(rate * seconds)
+    jobs = int(rate * (seconds + 30))  # enough to last through a slow stop and start
     async with receiving(secret) as receiver:
         requests = signed_jobs(stack, jobs, receiver.url, "backoff")
         sampler = Sampler(url)
@@ -215,10 +215,11 @@ async def backoff(
 
             begin = time.monotonic()
             await asyncio.gather(*(submit(headers, body) for _, headers, body in requests))
-        await asyncio.sleep(max(0.0, begin + seconds / 3 - time.monotonic()))
-        slowed = time.monotonic()
-        with slow_down():
-            await asyncio.sleep(max(0.0, begin + 2 * seconds / 3 - time.monotonic()))
+        third = seconds / 3
+        await asyncio.sleep(max(0.0, begin + third - time.monotonic()))
+        with slow_down():  # entering and leaving can take a while (a worker's graceful stop)
+            slowed = time.monotonic()
+            await asyncio.sleep(third)
         released = time.monotonic()
         ids = {job_id for job_id, _, _ in requests}
         deadline = time.monotonic() + 900
@@ -246,7 +247,7 @@ async def backoff(
         "released_at_seconds": round(released - begin, 1),
         "before": phase(begin, slowed),
         "during": phase(slowed, released),
-        "after": phase(released, min(drained_at, released + (released - slowed))),
+        "after": phase(released, min(drained_at, released + seconds / 3)),
         "failed": sum(status != "success" for status in statuses),
         "lost": jobs - len(statuses),
         "trajectory": trajectory(sampler.samples, begin, drained_at),

@@ -101,12 +101,26 @@ class AdaptiveConcurrency:
         return {key: self.limit(key) for key in self._workflows}
 
     def limits(self, *, now: float) -> dict[str, int]:
-        """The caps for a claim at `now`; a probe that found no lone job within PROBE_TIMEOUT ends
-        (other replicas' jobs may keep every slot taken) and is not tried again for PROBE_SECONDS."""
+        """The caps for a claim at `now`. A round whose verdict is already a collapse (more than
+        half of its results are, or will be, slower than COLLAPSE x the baseline: jobs still out
+        for longer than that count) is judged now, not when its last result comes: a stalled n8n
+        sends no results. A probe that found no lone job within PROBE_TIMEOUT ends (other
+        replicas' jobs may keep every slot taken) and is not tried again for PROBE_SECONDS."""
         for key, state in self._workflows.items():
             if state.probe_since is not None and now - state.probe_since > PROBE_TIMEOUT:
                 state.base_at = now
                 self._resume(key, state)
+            elif self.adaptive and state.probe_since is None and state.base_result:
+                late = COLLAPSE * statistics.median(state.base_result)
+                slow = sum(seconds > late for seconds in state.results) + sum(
+                    1
+                    for job in self._jobs.values()
+                    if job.key == key and job.epoch == state.epoch and now - job.sent_at > late
+                )
+                if slow > self.limit(key) / 2:
+                    self._count(key, "collapse")
+                    state.limit = max(1.0, state.limit * DECREASE)
+                    self._next_round(state)
         return self.current()
 
     def changes(self) -> dict[tuple[str, str], int]:

@@ -229,3 +229,18 @@ def test_a_fixed_cap_when_not_adaptive() -> None:
     drive.limiter.refused("x", now=drive.now)
     drive.round(5.0)
     assert drive.limiter.current() == {KEY: 16, "other": 2}
+
+
+def test_a_stalled_n8n_halves_the_limit_before_any_result_comes() -> None:
+    drive = Driver(limiter())
+    drive.round(0.1)
+    while drive.limiter.limit(KEY) < 8:
+        drive.round(0.1)
+    limit = drive.limiter.limit(KEY)
+    for i in range(limit):
+        drive.limiter.sent(KEY, f"stuck-{i}", now=drive.now)
+    assert drive.limiter.limits(now=drive.now + 0.1 * COLLAPSE * 0.9)[KEY] == limit, "not late yet"
+    assert drive.limiter.limits(now=drive.now + 0.1 * COLLAPSE * 1.1)[KEY] == limit // 2
+    assert drive.limiter.limits(now=drive.now + 0.1 * COLLAPSE * 1.2)[KEY] == limit // 2, (
+        "once: the late jobs were sent before the cut"
+    )
