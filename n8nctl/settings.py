@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     bridge_public_url: str = ""
     bridge_poll_interval_seconds: float = Field(default=0.5, gt=0)
     bridge_reconcile_grace_seconds: float = Field(default=60.0, gt=0)
+    bridge_adaptive_concurrency: bool = True
+    bridge_dispatch_start_limit: int = Field(default=1, ge=1)
     bridge_workers: bool = True
     bridge_registry_path: Path | None = None
 

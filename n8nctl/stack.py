@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from n8nctl.health import probe_services
+from n8nctl.health import dispatch_limits, probe_services
 from n8nctl.runtimes import ActiveStack, Progress, create, current, forget, remember
 from n8nctl.settings import Settings
 
@@ -84,6 +84,8 @@ class StackStatus:
     """Workflow key ('*': all) -> when, who and why, for every kill-switch that is on."""
     bridge_last_hour: BridgeFigures | None
     """None when the bridge never ran here (no job store yet)."""
+    dispatch_limits: dict[str, int] = field(default_factory=dict)
+    """Workflow key -> the bridge's adaptive dispatch limit now; empty when the bridge is down."""
 
     @property
     def problems(self) -> list[str]:
@@ -108,7 +110,7 @@ def status(settings: Settings, store: Store | None) -> StackStatus:
         }
     )
     figures = None if store is None else last_hour(settings, store)
-    return StackStatus(services(settings), switches, figures)
+    return StackStatus(services(settings), switches, figures, dispatch_limits(settings))
 
 
 def services(settings: Settings) -> list[StatusRow]:

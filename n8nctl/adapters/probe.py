@@ -1,5 +1,5 @@
-"""Unauthenticated HTTP probes of the stack's own services (health, GET /v1/meta). They never raise:
-a service that does not answer, or answers something that is not JSON, reads as None."""
+"""Unauthenticated HTTP probes of the stack's own services (health, GET /v1/meta, /metrics). They never
+raise: a service that does not answer, or answers something that is not JSON, reads as None."""
 
 from __future__ import annotations
 
@@ -25,3 +25,12 @@ def json_body(url: str, *, timeout: float = 2.0) -> Any:
         return httpx.get(url, timeout=timeout).json()
     except (httpx.HTTPError, ValueError):
         return None
+
+
+def text(url: str, *, timeout: float = 2.0) -> str | None:
+    log.debug("probe GET %s", url)
+    try:
+        response = httpx.get(url, timeout=timeout)
+    except httpx.HTTPError:
+        return None
+    return response.text if response.status_code == 200 else None

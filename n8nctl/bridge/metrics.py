@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 # seconds: intake and dispatch are fast paths, a job's whole life can take its timeout (<= 1 h default)
@@ -37,8 +37,42 @@ class _StoreGauges(Collector):
         )
 
 
+class _Limits(Collector):
+    """Each workflow's dispatch concurrency limit as this replica holds it now, and how often it
+    moved and why (ADR 61)."""
+
+    def __init__(
+        self, limits: Callable[[], dict[str, int]], changes: Callable[[], dict[tuple[str, str], int]]
+    ) -> None:
+        self._limits, self._changes = limits, changes
+
+    def collect(self) -> Iterator[Metric]:
+        gauge = GaugeMetricFamily(
+            "bridge_dispatch_concurrency_limit",
+            "Jobs of a workflow this bridge lets n8n run at once (adaptive, up to max_concurrency)",
+            labels=["workflow_key"],
+        )
+        for key, limit in sorted(self._limits().items()):
+            gauge.add_metric([key], limit)
+        yield gauge
+        counter = CounterMetricFamily(
+            "bridge_dispatch_limit_changes",
+            "Moves of the adaptive dispatch limit: grow, shrink, collapse, error (halved), probe",
+            labels=["workflow_key", "reason"],
+        )
+        for (key, reason), count in sorted(self._changes().items()):
+            counter.add_metric([key, reason], count)
+        yield counter
+
+
 class Metrics:
-    def __init__(self, queue_depth: Callable[[], dict[str, int]], dead_letters: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        queue_depth: Callable[[], dict[str, int]],
+        dead_letters: Callable[[], int],
+        limits: Callable[[], dict[str, int]] = dict,
+        limit_changes: Callable[[], dict[tuple[str, str], int]] = dict,
+    ) -> None:
         self.registry = registry = CollectorRegistry()
         self.accepted = Counter(
             "bridge_jobs_accepted", "Jobs accepted (202)", ["workflow_key"], registry=registry
@@ -102,6 +136,7 @@ class Metrics:
             registry=registry,
         )
         registry.register(_StoreGauges(queue_depth, dead_letters))
+        registry.register(_Limits(limits, limit_changes))
 
     def finish(self, workflow_key: str, status: str, seconds: float | None) -> None:
         """A job reached `status`; `seconds` since its acceptance when known."""

@@ -27,6 +27,7 @@ from n8nctl.adapters.callbacks import (
     system_resolver,
 )
 from n8nctl.adapters.n8n import DispatchError, N8nClient
+from n8nctl.bridge.concurrency import AdaptiveConcurrency
 from n8nctl.bridge.errors import ApiError
 from n8nctl.bridge.guards import GuardUnavailable, create_guards
 from n8nctl.bridge.metrics import Metrics
@@ -47,6 +48,10 @@ BATCH_LIMIT = 128
 # n8n execution statuses after which no result will come; any other (running, waiting, new, unknown)
 # leaves the job to its result or its deadline. `missing`: n8n has no such execution.
 ENDED = frozenset({"success", "error", "crashed", "canceled", "missing"})
+# error codes of jobs n8n never delivered a result for (an error to the concurrency limit), and of
+# jobs ended for reasons that say nothing about n8n (ignored by it)
+NO_RESULT = frozenset({"TIMEOUT", "RESULT_LOST"})
+NOT_N8N = frozenset({"CANCELLED", "WORKFLOW_KILLED", "N8N_KILLED"})
 
 
 class Bridge:
@@ -76,7 +81,18 @@ class Bridge:
             transport=callback_transport,
         )
         self.guards = create_guards(settings)  # replay guard and rate limit: memory, or Redis (ADR 50)
-        self.metrics = Metrics(self.store.queue_depth, self.store.dead_letters)
+        # per-workflow dispatch limits found from n8n's latency, up to the registry's max (ADR 61)
+        self.concurrency = AdaptiveConcurrency(
+            {key: entry.max_concurrency for key, entry in registry.workflows.items()},
+            start=settings.bridge_dispatch_start_limit,
+            adaptive=settings.bridge_adaptive_concurrency,
+        )
+        self.metrics = Metrics(
+            self.store.queue_depth,
+            self.store.dead_letters,
+            self.concurrency.current,
+            self.concurrency.changes,
+        )
         self.wake_dispatch, self.wake_delivery = asyncio.Event(), asyncio.Event()
         self._intake: asyncio.Queue[tuple[NewJob, asyncio.Future[SubmitOutcome]]] = asyncio.Queue()
         self._switches: tuple[float, dict[str, Row]] = (0.0, {})
@@ -200,11 +216,30 @@ class Bridge:
 
     async def _dispatch_loop(self) -> None:
         await self._wait(self.wake_dispatch)
+        await self._observe_ended()
+        limits = self.concurrency.limits(now=time.monotonic())
         # killed workflows are left out by the store itself, in the claim's transaction
-        caps = {key: e.max_concurrency for key, e in self.registry.workflows.items() if e.enabled}
-        claimed = await asyncio.to_thread(self.store.claim_for_dispatch, caps, limit=32, lease=DISPATCH_LEASE)
-        for job in claimed:
+        caps = {key: limits[key] for key, e in self.registry.workflows.items() if e.enabled}
+        claim = await asyncio.to_thread(self.store.claim, caps, limit=32, lease=DISPATCH_LEASE)
+        for key in claim.full:
+            self.concurrency.binding(key)
+        for job in claim.jobs:
+            self.concurrency.sent(job["workflow_key"], job["job_id"], now=time.monotonic())
             self._spawn(self._dispatch_one(job))
+
+    async def _observe_ended(self) -> None:
+        """Tell the concurrency limit which of the jobs it watches have ended, and how: a result
+        (its time), no result from n8n (an error), or cancelled or killed (nothing about n8n)."""
+        watched = self.concurrency.watched()
+        if not watched:
+            return
+        ended = await asyncio.to_thread(self.store.ended, watched)
+        now = time.monotonic()
+        for job_id, (status, error_code) in ended.items():
+            if status == "cancelled" or error_code in NOT_N8N:
+                self.concurrency.forget(job_id)
+            else:
+                self.concurrency.finished(job_id, now=now, ok=error_code not in NO_RESULT)
 
     async def _dispatch_one(self, job: Row) -> None:
         entry = self.registry.workflows[job["workflow_key"]]
@@ -222,6 +257,7 @@ class Bridge:
         try:
             execution_id = await self.n8n.trigger(entry.webhook_path, payload)
         except DispatchError as exc:
+            self.concurrency.refused(job["job_id"], now=time.monotonic())
             self.metrics.dispatches.labels("failed").inc()
             backoff = min(MAX_DISPATCH_BACKOFF, 2.0 ** (job["dispatch_attempts"] - 1))
             retry_at = datetime.now(UTC) + timedelta(seconds=backoff)
@@ -230,6 +266,7 @@ class Bridge:
             )
             await asyncio.to_thread(self.store.mark_dispatch_failed, job, retry_at=retry_at, error=str(exc))
             return
+        self.concurrency.accepted(job["job_id"], time.perf_counter() - started)
         self.metrics.dispatch_seconds.observe(time.perf_counter() - started)
         self.metrics.dispatches.labels("accepted").inc()
         await asyncio.to_thread(self.store.mark_running, job, execution_id)

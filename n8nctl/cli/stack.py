@@ -115,9 +115,9 @@ def down(as_json: bool) -> None:
 @json_option
 def status(as_json: bool) -> None:
     """Health and version of each service, the bridge's last hour (jobs accepted, succeeded, failed
-    and timed out, callback failure rate, p50/p95 job latency, queue depth, dead letters) and the
-    kill-switches that are on. Exits 1 when a service is unhealthy or a figure is over its threshold
-    (N8NCTL_ALERT_*), naming each.
+    and timed out, callback failure rate, p50/p95 job latency, queue depth, dead letters), each
+    workflow's adaptive dispatch limit and the kill-switches that are on. Exits 1 when a service is
+    unhealthy or a figure is over its threshold (N8NCTL_ALERT_*), naming each.
 
     \b
     Example:
@@ -144,6 +144,7 @@ def status(as_json: bool) -> None:
             {
                 "services": rows,
                 "bridge_last_hour": figures.model_dump(mode="json") if figures else None,
+                "dispatch_limits": report.dispatch_limits,
                 "kill_switch": report.kill_switch,
                 "problems": report.problems,
             },
@@ -153,6 +154,9 @@ def status(as_json: bool) -> None:
         emit(rows, as_json=False, columns=["service", "instance", "state", "healthy", "version", "url"])
         if figures:
             click.echo(_last_hour_line(figures))
+        if report.dispatch_limits:
+            limits = ", ".join(f"{key} {limit}" for key, limit in report.dispatch_limits.items())
+            click.echo(f"bridge, dispatch limits (adaptive): {limits}")
         for key, switch in report.kill_switch.items():
             what = "ALL workflows" if key == "*" else key
             when, who, why = switch["changed_at"], switch["actor"], switch["reason"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -19,13 +21,25 @@ from n8nctl.store.core import (
 from n8nctl.store.schema import Row, jobs, switches
 
 
+@dataclass
+class Claim:
+    jobs: list[Row] = field(default_factory=list)
+    full: set[str] = field(default_factory=set)  # workflows whose every slot is taken after the claim
+
+
 class Dispatch(StoreBase):
     def claim_for_dispatch(self, caps: dict[str, int], *, limit: int, lease: timedelta) -> list[Row]:
-        """Lease pending jobs, most urgent first, without exceeding any workflow's concurrency cap.
+        """Lease pending jobs, most urgent first, without exceeding any workflow's concurrency cap."""
+        return self.claim(caps, limit=limit, lease=lease).jobs
 
-        A job counts against its workflow's cap while it is leased or running. Claims are
-        compare-and-set on the lease, so two bridge processes never dispatch the same job, and they
-        take turns (on PostgreSQL an advisory lock), so together they never exceed a cap."""
+    def claim(self, caps: dict[str, int], *, limit: int, lease: timedelta) -> Claim:
+        """Lease pending jobs, most urgent first, without exceeding any workflow's concurrency cap,
+        and say which workflows have no free slot left (their cap holds jobs back, or would).
+
+        A job counts against its workflow's cap while it is leased or running, whichever bridge
+        process claimed it. Claims are compare-and-set on the lease, so two bridge processes never
+        dispatch the same job, and they take turns (on PostgreSQL an advisory lock), so together
+        they never exceed the cap of the process claiming."""
         now = utcnow()
         in_flight = (
             sa.select(jobs.c.workflow_key, sa.func.count())
@@ -37,15 +51,16 @@ class Dispatch(StoreBase):
             .group_by(jobs.c.workflow_key)
         )
         claimed: list[Row] = []
+        busy: dict[str, int] = {}
         with self._write() as conn:
             serialize(conn, CLAIM_LOCK)
             # The kill-switch is read here, in the claim's transaction: once `n8nctl kill` has
             # committed, no bridge process claims a job of that workflow (or any, for the global switch).
             killed = set(conn.execute(sa.select(switches.c.workflow_key).where(switches.c.killed)).scalars())
             if GLOBAL_SWITCH in killed:
-                return []
+                return Claim()
             caps = {key: cap for key, cap in caps.items() if key not in killed}
-            busy: dict[str, int] = {key: count for key, count in conn.execute(in_flight).all()}
+            busy = {key: count for key, count in conn.execute(in_flight).all()}
             # Each workflow's most urgent jobs up to its free slots (so a backlog of one never hides
             # another), then the most urgent of those overall.
             candidates: list[Row] = []
@@ -86,7 +101,20 @@ class Dispatch(StoreBase):
                                 "previous_claim_expired_at": job["lease_until"].isoformat(),
                             },
                         )
-        return claimed
+        for job in claimed:
+            busy[job["workflow_key"]] = busy.get(job["workflow_key"], 0) + 1
+        return Claim(claimed, {key for key, cap in caps.items() if busy.get(key, 0) >= cap})
+
+    def ended(self, job_ids: Iterable[str]) -> dict[str, tuple[str, str | None]]:
+        """Of these jobs, those in a final status: job_id -> (status, error_code)."""
+        ids = list(job_ids)
+        if not ids:
+            return {}
+        query = sa.select(jobs.c.job_id, jobs.c.status, jobs.c.error_code).where(
+            jobs.c.job_id.in_(ids), jobs.c.status.not_in(ACTIVE)
+        )
+        with self._read() as conn:
+            return {job_id: (status, error_code) for job_id, status, error_code in conn.execute(query)}
 
     def mark_running(self, job: Row, execution_id: str | None) -> None:
         now = utcnow()

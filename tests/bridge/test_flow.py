@@ -145,7 +145,7 @@ async def test_retry_after_is_honoured(start_bridge):
 
 
 async def test_freed_slot_goes_to_the_next_job(start_bridge):
-    async with start_bridge() as h:
+    async with start_bridge(bridge_dispatch_start_limit=100) as h:  # the limit starts at the max
         bodies = [_pipeline() for _ in range(3)]
         for body in bodies:
             assert (await h.submit(body)).status_code == 202
@@ -154,6 +154,53 @@ async def test_freed_slot_goes_to_the_next_job(start_bridge):
         assert len(h.n8n.calls) == 2, "content_pipeline's max_concurrency is 2"
         await h.result(h.n8n.calls[0]["payload"]["job_id"])
         await eventually(lambda: len(h.n8n.calls) == 3, what="the freed slot to be used")
+
+
+async def test_the_limit_starts_at_one_grows_with_results_and_shows_in_metrics(start_bridge):
+    """The cap passed to the claim is the adaptive limit: one job at a time until a result came
+    back quickly, then more, never past the registry's max_concurrency (2 for content_pipeline)."""
+
+    async def limit() -> str:
+        text = (await h.client.get("/metrics")).text
+        return next(
+            line.rsplit(" ", 1)[1]
+            for line in text.splitlines()
+            if line.startswith('bridge_dispatch_concurrency_limit{workflow_key="content_pipeline"}')
+        )
+
+    async with start_bridge() as h:
+        for _ in range(4):
+            assert (await h.submit(_pipeline())).status_code == 202
+        await eventually(lambda: h.n8n.calls, what="the first dispatch")
+        assert await limit() == "1.0"
+        await asyncio.sleep(0.3)  # several claims later, still alone
+        assert len(h.n8n.calls) == 1
+        await h.result(h.n8n.calls[0]["payload"]["job_id"])
+        await eventually(lambda: len(h.n8n.calls) == 3, what="the limit grown to the max (2)")
+        assert await limit() == "2.0"
+        await asyncio.sleep(0.3)
+        assert len(h.n8n.calls) == 3, "never past max_concurrency"
+
+
+async def test_n8n_down_halves_the_limit_to_one_and_it_grows_back_when_n8n_returns(start_bridge):
+    async with start_bridge(bridge_dispatch_start_limit=100) as h:
+        bridge = h.app.state.bridge
+        assert bridge.concurrency.limit("tiktok_live_helper") == 16
+        h.n8n.up = False
+        bodies = [job_body() for _ in range(3)]
+        for body in bodies:
+            await h.submit(body)
+        await eventually(lambda: bridge.concurrency.limit("tiktok_live_helper") == 1, what="halvings to 1")
+        h.n8n.up = True
+        await eventually(lambda: h.n8n.calls, timeout=5, what="a dispatch once n8n is back")
+        assert len(h.n8n.calls) == 1, "one at a time while the limit is 1"
+        await h.result(h.n8n.calls[0]["payload"]["job_id"])
+        await eventually(lambda: len(h.n8n.calls) == 3, what="the other two, the limit grown")
+        assert bridge.concurrency.limit("tiktok_live_helper") == 3
+        text = (await h.client.get("/metrics")).text
+        changes = 'bridge_dispatch_limit_changes_total{reason="%s",workflow_key="tiktok_live_helper"}'
+        assert changes % "grow" + " 1.0" in text
+        assert changes % "error" in text
 
 
 async def test_n8n_down_jobs_queue_and_dispatch_when_it_returns(start_bridge):

@@ -13,6 +13,7 @@ from tests.bridge.conftest import FakeN8n
 from tests.conftest import eventually, holds, job_body
 
 GRACE = 0.3  # BRIDGE_RECONCILE_GRACE_SECONDS in these tests
+# the caps are fixed here (BRIDGE_ADAPTIVE_CONCURRENCY=false): a lost result halves an adaptive limit
 
 
 @pytest.fixture
@@ -40,7 +41,9 @@ async def _running(h, body):
 async def test_an_execution_that_ended_without_a_result_fails_the_job_and_frees_its_slot(
     start_bridge, prompt, n8n_status
 ):
-    async with start_bridge(registry_=prompt, bridge_reconcile_grace_seconds=GRACE) as h:
+    async with start_bridge(
+        registry_=prompt, bridge_reconcile_grace_seconds=GRACE, bridge_adaptive_concurrency=False
+    ) as h:
         bodies = [_pipeline() for _ in range(3)]  # cap 2: the third waits for a slot
         for body in bodies:
             assert (await h.submit(body)).status_code == 202
@@ -69,7 +72,9 @@ async def test_an_execution_that_ended_without_a_result_fails_the_job_and_frees_
 
 
 async def test_an_execution_still_running_is_left_alone_and_checked_again(start_bridge, prompt):
-    async with start_bridge(registry_=prompt, bridge_reconcile_grace_seconds=GRACE) as h:
+    async with start_bridge(
+        registry_=prompt, bridge_reconcile_grace_seconds=GRACE, bridge_adaptive_concurrency=False
+    ) as h:
         body = _pipeline()
         await h.submit(body)
         job = await _running(h, body)
@@ -91,7 +96,9 @@ async def test_an_execution_still_running_is_left_alone_and_checked_again(start_
 
 
 async def test_n8n_unanswered_leaves_the_job_running_until_it_answers(start_bridge, prompt):
-    async with start_bridge(registry_=prompt, bridge_reconcile_grace_seconds=GRACE) as h:
+    async with start_bridge(
+        registry_=prompt, bridge_reconcile_grace_seconds=GRACE, bridge_adaptive_concurrency=False
+    ) as h:
         body = _pipeline()
         await h.submit(body)
         job = await _running(h, body)
@@ -111,7 +118,7 @@ async def test_at_start_every_running_job_is_checked_though_not_overdue(start_br
     """A result n8n posted while no bridge ran is lost: a starting bridge checks every running job
     at once (content_pipeline expects 20 s, the grace is the default 60 s)."""
     n8n = FakeN8n()
-    async with start_bridge(n8n=n8n) as h:
+    async with start_bridge(n8n=n8n, bridge_adaptive_concurrency=False) as h:
         lost, alive = _pipeline(), _pipeline()
         for body in (lost, alive):
             await h.submit(body)
@@ -129,7 +136,9 @@ async def test_at_start_every_running_job_is_checked_though_not_overdue(start_br
 
 
 async def test_an_execution_n8n_does_not_know_fails_the_job(start_bridge, prompt):
-    async with start_bridge(registry_=prompt, bridge_reconcile_grace_seconds=GRACE) as h:
+    async with start_bridge(
+        registry_=prompt, bridge_reconcile_grace_seconds=GRACE, bridge_adaptive_concurrency=False
+    ) as h:
         body = _pipeline()
         await h.submit(body)
         job = await _running(h, body)
@@ -141,7 +150,9 @@ async def test_an_execution_n8n_does_not_know_fails_the_job(start_bridge, prompt
 
 
 async def test_a_result_after_reconciliation_is_recorded_and_not_delivered(start_bridge, prompt):
-    async with start_bridge(registry_=prompt, bridge_reconcile_grace_seconds=GRACE) as h:
+    async with start_bridge(
+        registry_=prompt, bridge_reconcile_grace_seconds=GRACE, bridge_adaptive_concurrency=False
+    ) as h:
         body = _pipeline()
         await h.submit(body)
         job = await _running(h, body)

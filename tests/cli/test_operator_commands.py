@@ -6,10 +6,13 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
 
 from n8nctl.cli.main import cli
 from n8nctl.store import Store
-from tests.harness import free_port
+from tests.harness import ServerThread, free_port
 from tests.store.test_store import new_job
 
 
@@ -115,3 +118,34 @@ def test_status_shows_the_bridges_last_hour_and_fails_on_a_threshold(store, runn
     assert (figures["jobs_accepted"], figures["dead_letters"]) == (2, 1)
     assert [b["figure"] for b in figures["breaches"]] == ["dead_letters"]
     assert report["problems"][:2] == ["unhealthy: n8n", "unhealthy: bridge"]
+
+
+def test_status_shows_each_workflows_adaptive_dispatch_limit_from_the_bridge(store, runner):
+    """A stand-in bridge answering /healthz, /v1/meta and /metrics as the real one does."""
+    metrics = (
+        "# TYPE bridge_dispatch_concurrency_limit gauge\n"
+        'bridge_dispatch_concurrency_limit{workflow_key="content_pipeline"} 2.0\n'
+        'bridge_dispatch_concurrency_limit{workflow_key="tiktok_live_helper"} 7.0\n'
+        'bridge_dispatch_limit_changes_total{reason="grow",workflow_key="tiktok_live_helper"} 3.0\n'
+    )
+    bridge = ServerThread(
+        Starlette(
+            routes=[
+                Route("/healthz", lambda _: JSONResponse({"status": "ok"})),
+                Route("/v1/meta", lambda _: JSONResponse({"version": "0.1.0"})),
+                Route("/metrics", lambda _: PlainTextResponse(metrics)),
+            ]
+        ),
+        free_port(),
+    )
+    bridge.start()
+    try:
+        env = {"N8N_PORT": str(free_port()), "BRIDGE_PORT": str(bridge.port)}
+        table = runner.invoke(cli, ["status"], env=env)
+        assert "bridge, dispatch limits (adaptive): content_pipeline 2, tiktok_live_helper 7" in table.output
+        report = json.loads(runner.invoke(cli, ["status", "--json"], env=env).output.split("\nn8nctl: ")[0])
+        assert report["dispatch_limits"] == {"content_pipeline": 2, "tiktok_live_helper": 7}
+    finally:
+        bridge.stop()
+    down = json.loads(runner.invoke(cli, ["status", "--json"], env=env).output.split("\nn8nctl: ")[0])
+    assert down["dispatch_limits"] == {}, "no bridge answering: no limits, no error"

@@ -113,6 +113,35 @@ def test_claims_most_urgent_first_and_respects_caps(store):
     assert store.claim_for_dispatch({"content_pipeline": 4}, limit=10, lease=LEASE)[0]["job_id"] == "low-old"
 
 
+def test_a_claim_says_which_workflows_have_no_free_slot(store):
+    store.submit_batch(
+        [new_job(f"p{i}") for i in range(3)] + [new_job("t", workflow_key="tiktok_live_helper")]
+    )
+    caps = {"content_pipeline": 2, "tiktok_live_helper": 4}
+    claim = store.claim(caps, limit=10, lease=LEASE)
+    assert len(claim.jobs) == 3 and claim.full == {"content_pipeline"}
+    again = store.claim(caps, limit=10, lease=LEASE)
+    assert again.jobs == [] and again.full == {"content_pipeline"}, "still full: nothing was freed"
+    assert store.claim({**caps, "content_pipeline": 4}, limit=10, lease=LEASE).full == set()
+
+
+def test_ended_reports_final_status_and_error_code_of_the_jobs_asked_about(store):
+    store.submit_batch([new_job("done"), new_job("cancelled"), new_job("pending"), new_job("other")])
+    claimed = store.claim_for_dispatch({"content_pipeline": 4}, limit=10, lease=LEASE)
+    store.mark_running(next(job for job in claimed if job["job_id"] == "done"), "7")
+    result = {"job_id": "done", "execution_id": "7", "status": "failed", "outputs": None, "started_at": None}
+    store.record_result(
+        {**result, "completed_at": None, "error_code": "BAD", "error_message": "x", "audit": []}
+    )
+    store.cancel("cancelled", reason=None, actor="flowbiz")
+    store.cancel("other", reason=None, actor="flowbiz")
+    assert store.ended(["done", "cancelled", "pending", "missing"]) == {
+        "done": ("failed", "BAD"),
+        "cancelled": ("cancelled", "CANCELLED"),
+    }
+    assert store.ended([]) == {}
+
+
 def test_workflow_without_a_cap_is_not_dispatched(store):
     store.submit_batch([new_job("a")])
     assert store.claim_for_dispatch({}, limit=10, lease=LEASE) == []
