@@ -343,7 +343,7 @@ def test_results_lost_while_the_bridge_was_down_end_through_reconciliation(
 ) -> None:
     """Both replicas die while n8n works; n8n posts its results into the void and gives up (its
     execution ends `error`). The first replica back fails those jobs with RESULT_LOST at start."""
-    fleet = make_fleet()
+    fleet = make_fleet(BRIDGE_ADAPTIVE_CONCURRENCY="false")  # the fleet's cap of 8 at once, fixed
     bodies = [fleet.job("slow-2") for _ in range(8)]
     accepted = submit_all(fleet, bodies)
     client = fleet.client(0)
@@ -358,14 +358,17 @@ def test_results_lost_while_the_bridge_was_down_end_through_reconciliation(
     took = time.monotonic() - restarted
     assert {(b["status"], b["error_code"]) for b in delivered.values()} == {("failed", "RESULT_LOST")}
     print(f"results lost while the bridge was down: 8/8 failed RESULT_LOST {took:.1f} s after a restart")
-    assert took < 15
+    # the replica's own start included: 1.3 s on a quiet machine, 26 s with both cores loaded; the
+    # jobs' deadline is 300 s
+    assert took < 60
 
 
 def test_executions_that_crash_end_through_reconciliation(make_fleet: Callable[..., Fleet]) -> None:
     """A worker killed mid-execution, as n8n records it (`crashed`, no result), while both replicas
     run: the jobs fail with RESULT_LOST a grace (2 s) past the expected 1 s, not at their 300 s
-    deadline, and their slots go to the next jobs."""
-    fleet = make_fleet()
+    deadline, and their slots go to the next jobs. The cap is fixed: lost results would halve an
+    adaptive limit (ADR 61), and the test is of the slots reconciliation frees."""
+    fleet = make_fleet(BRIDGE_ADAPTIVE_CONCURRENCY="false")
     crashing = [fleet.job("crash-0.5") for _ in range(8)]  # the whole cap of the workflow
     started = time.monotonic()
     submit_all(fleet, crashing)
