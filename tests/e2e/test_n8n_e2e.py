@@ -225,8 +225,23 @@ def test_n8n_down_jobs_are_accepted_fast_and_run_once_it_is_back(stack: Stack, r
         assert stack.client.status(job_id)["status"] == "pending"
     finally:
         assert "started" in stack.supervisorctl("start", "n8n")
+        # whatever failed above, the next test finds n8n's API serving again (it answers 404 for a
+        # while after the start)
+        wait_until(lambda: n8n_api_answers(stack), 120, "n8n's public API back")
     result = callback_of(receiver, job_id, timeout=120)
     assert result["status"] == "success"
+
+
+def n8n_api_answers(stack: Stack) -> bool:
+    try:
+        response = httpx.get(
+            f"{stack.settings.n8n_url}/api/v1/workflows",
+            headers={"X-N8N-API-KEY": stack.settings.n8n_api_key_value()},
+            timeout=5,
+        )
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
 
 
 def test_import_twice_is_unchanged_and_export_is_byte_identical(stack: Stack, tmp_path: Any) -> None:
