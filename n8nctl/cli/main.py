@@ -65,6 +65,13 @@ class LazyGroup(click.Group):
         except Exception as exc:
             if logging.getLogger().isEnabledFor(logging.DEBUG):
                 raise
+            if isinstance(exc, ModuleNotFoundError):
+                click.echo(
+                    f"n8nctl: unexpected error: Python module {exc.name!r} is missing: this installation "
+                    "(or the bridge image) lacks a dependency; reinstall n8nctl, or rebuild the image.",
+                    err=True,
+                )
+                sys.exit(3)
             # The exception text may carry a URL with a password: only its type is printed here.
             click.echo(
                 f"n8nctl: unexpected error: {type(exc).__name__}. This is a bug; re-run with -vv "

@@ -18,7 +18,7 @@ Generated from `--help` by `python -m n8nctl.cli.reference > docs/cli.md`; a tes
 | 0 | success |
 | 1 | the operation failed (the message says what, why and what to do) |
 | 2 | usage or configuration error (bad flag, bad .env value, bad registry) |
-| 3 | unexpected error: a bug; re-run with `-vv` for the traceback |
+| 3 | unexpected error: a bug (re-run with `-vv` for the traceback) or a missing Python module, named |
 | 4 | not found (job, database, file) |
 | 5 | a service did not answer (bridge, n8n, database) |
 | 6 | a service refused the request (the message carries its HTTP status and `error_code`) |

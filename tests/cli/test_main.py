@@ -106,3 +106,15 @@ def test_bridge_unreachable_exits_5_without_leaking_the_secret(tmp_path):
     assert result.returncode == 5
     assert "did not answer" in result.stderr
     assert secret not in result.stderr + result.stdout
+
+
+def test_a_missing_dependency_names_the_module_in_one_line_exit_3(tmp_path):
+    # the bridge image once lacked a pin: its log said only "ModuleNotFoundError"
+    code = (
+        "import sys; sys.modules['jsonschema_rs'] = None; sys.argv = ['n8nctl', 'bridge', 'serve']; "
+        "from n8nctl.cli.main import main; main()"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "module 'jsonschema_rs' is missing" in result.stderr and "reinstall n8nctl" in result.stderr
