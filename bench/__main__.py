@@ -85,41 +85,52 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC)
     figures: list[Figure] = []
+    others: dict[str, Any] = {}
+
+    def save() -> str:
+        """Write what is measured so far (a run stopped halfway keeps its figures)."""
+        results = {
+            "started": started.isoformat(),
+            "finished": datetime.now(UTC).isoformat(),
+            "commit": _commit(),
+            "machine": machine(),
+            "command": "python -m bench " + " ".join(sys.argv[1:]),
+            "figures": [figure.record() for figure in figures],
+            "external": others,
+        }
+        (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        spec = results["machine"]
+        text = (
+            f"Run {started:%Y-%m-%d %H:%M} UTC, commit {results['commit']}, {spec['cores']} cores "
+            f"({spec['cpu']}), {spec['memory_gib']} GiB, Python {spec['python']}\n\n" + table(figures)
+        )
+        for name, result in others.items():
+            error = f" ({result['error']})" if "error" in result else ""
+            text += f"\n{name}: see {args.out / (name + '.json')}{error}"
+        (args.out / "results.md").write_text(text + "\n")
+        return text
+
     with ExitStack() as stacks:
         stack: Stack | None = None
         if {"cli", "killswitch"} & set(chosen):
             stack = stacks.enter_context(native_stack())
         if "cli" in chosen:
             figures += cli.run(runs=5 if args.quick else 20, stack=stack)
+            save()
         if "killswitch" in chosen:
             figures += killswitch.run(rounds=2 if args.quick else 7, stack=stack)
+            save()
     if "intake" in chosen:
         seconds, repeats = (3, 1) if args.quick else (10, 3)
         figures += intake.run(seconds=seconds, repeats=repeats)
+        save()
     if "store" in chosen:
         figures += store_submit.run(seconds=1 if args.quick else 3)
-    others = {name: result for name in EXTERNAL if name in chosen and (result := external(name, args.out))}
-    results = {
-        "started": started.isoformat(),
-        "finished": datetime.now(UTC).isoformat(),
-        "commit": _commit(),
-        "machine": machine(),
-        "command": "python -m bench " + " ".join(sys.argv[1:]),
-        "figures": [figure.record() for figure in figures],
-        "external": others,
-    }
-    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    spec = results["machine"]
-    text = (
-        f"Run {started:%Y-%m-%d %H:%M} UTC, commit {results['commit']}, {spec['cores']} cores "
-        f"({spec['cpu']}), {spec['memory_gib']} GiB, Python {spec['python']}\n\n" + table(figures)
-    )
-    for name, result in others.items():
-        text += f"\n{name}: see {args.out / (name + '.json')}" + (
-            f" ({result['error']})" if "error" in result else ""
-        )
-    (args.out / "results.md").write_text(text + "\n")
-    print(text)
+        save()
+    for name in EXTERNAL:
+        if name in chosen and (result := external(name, args.out)):
+            others[name] = result
+    print(save())
     print(f"written: {args.out / 'results.md'}, {args.out / 'results.json'}")
 
 

@@ -4,6 +4,7 @@ raise: a service that does not answer, or answers something that is not JSON, re
 from __future__ import annotations
 
 import logging
+from functools import cache
 from typing import Any
 
 import httpx
@@ -11,10 +12,17 @@ import httpx
 log = logging.getLogger(__name__)
 
 
+@cache
+def _client() -> httpx.Client:
+    # One per process: every httpx.Client loads the CA bundle into a TLS context (~20 ms), and
+    # `n8nctl status` probes three URLs, two of them on the bridge (kept alive between them).
+    return httpx.Client()
+
+
 def status(url: str, *, timeout: float = 2.0) -> int | None:
     log.debug("probe GET %s", url)
     try:
-        return httpx.get(url, timeout=timeout).status_code
+        return _client().get(url, timeout=timeout).status_code
     except httpx.HTTPError:
         return None
 
@@ -22,7 +30,7 @@ def status(url: str, *, timeout: float = 2.0) -> int | None:
 def json_body(url: str, *, timeout: float = 2.0) -> Any:
     log.debug("probe GET %s", url)
     try:
-        return httpx.get(url, timeout=timeout).json()
+        return _client().get(url, timeout=timeout).json()
     except (httpx.HTTPError, ValueError):
         return None
 
