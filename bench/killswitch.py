@@ -1,13 +1,10 @@
 """Kill-switch latency: from invoking `n8nctl kill KEY` to the first job the bridge rejects, while jobs
-are submitted back to back, against the start time of `n8nctl --version` measured in the same run.
+are submitted back to back and n8n runs them, and a spinning process keeps both cores busy, against
+the start time of `n8nctl --version` measured in the same run. Each round kills and revives KEY.
 
-Needs the stack of this project running, without a rate limit in the way; kills and revives KEY each
-round:
+    .venv/bin/python bench/killswitch.py [--rounds 7]        # starts a native stack
 
-    BRIDGE_RATE_LIMIT=100000/minute BRIDGE_ENVIRONMENT=development ./scripts/n8nctl up
-    .venv/bin/python bench/killswitch.py [--key tiktok_live_helper] [--rounds 5]
-
-Goal (issue 5): under 1 s to the first rejected job.
+Goal (issue 5, issue 13): under 1 s to the first rejected job, in every round.
 """
 
 from __future__ import annotations
@@ -21,22 +18,27 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from n8nctl.adapters.bridge_client import BridgeClient  # noqa: E402
-from n8nctl.errors import RemoteError  # noqa: E402
-from n8nctl.settings import load_settings  # noqa: E402
+from bench.common import BIN, Figure, Stack, native_stack, spread, wait_quiet
+from n8nctl.adapters.bridge_client import BridgeClient
+from n8nctl.errors import RemoteError
 
-N8NCTL = str(Path(sys.executable).parent / "n8nctl")
-INPUTS = {
-    "tiktok_live_helper": {"stream_id": "bench", "comments": [{"user": "a", "text": "hi"}]},
-    "content_pipeline": {"campaign": "bench", "plan": "- one"},
-}
+KEY = "tiktok_live_helper"
+INPUTS = {"stream_id": "bench", "comments": [{"user": "a", "text": "hi"}]}
+SPIN = "import time\nend = time.monotonic() + 600\nwhile time.monotonic() < end: pass"
 
 
-def first_rejection(client: BridgeClient, key: str) -> tuple[float, float]:
-    """Seconds from invoking `kill` to the first rejected submission, and the command's own time."""
+def cpu_busy() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores since boot, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
+def first_rejection(stack: Stack, client: BridgeClient) -> tuple[float, float, float]:
+    """Seconds from invoking `kill` to the first rejected submission, the command's own time, and the
+    share of both cores busy meanwhile."""
     rejected_at: list[float] = []
     stop = threading.Event()
 
@@ -46,56 +48,78 @@ def first_rejection(client: BridgeClient, key: str) -> tuple[float, float]:
             body = {
                 "job_id": f"bench-{uuid.uuid4().hex}",
                 "client_id": client.client_id,
-                "workflow_key": key,
-                "inputs": INPUTS[key],
+                "workflow_key": KEY,
+                "inputs": INPUTS,
                 "callback_url": "http://127.0.0.1:9/none",
             }
             try:
                 client.submit(body)
             except RemoteError as exc:
-                if exc.error_code == "RATE_LIMITED":
-                    sys.exit("the bridge rate-limits the load: start it with BRIDGE_RATE_LIMIT=100000/minute")
                 if exc.error_code == "WORKFLOW_KILLED":
                     rejected_at.append(sent)
                     return
+                raise
 
     thread = threading.Thread(target=load)
     thread.start()
     time.sleep(1.0)  # the load runs before the kill
+    busy0, total0 = cpu_busy()
     invoked = time.monotonic()
-    subprocess.run(
-        [N8NCTL, "kill", key, "--reason", "bench", "--actor", "bench"], check=True, capture_output=True
-    )
+    done = stack.cli("kill", KEY, "--reason", "bench", "--actor", "bench")
     took = time.monotonic() - invoked
     thread.join(timeout=10)
     stop.set()
-    subprocess.run([N8NCTL, "revive", key, "--actor", "bench"], check=True, capture_output=True)
-    return rejected_at[0] - invoked, took
+    busy1, total1 = cpu_busy()
+    if done.returncode != 0 or not rejected_at:
+        raise SystemExit(f"kill failed or no job was rejected:\n{done.stdout}\n{done.stderr}")
+    revive = stack.cli("revive", KEY, "--actor", "bench")
+    if revive.returncode != 0:
+        raise SystemExit(f"revive failed:\n{revive.stdout}\n{revive.stderr}")
+    return rejected_at[0] - invoked, took, (busy1 - busy0) / max(1, total1 - total0)
+
+
+def measure(stack: Stack, *, rounds: int) -> list[Figure]:
+    client_id, secret = stack.client_secret()
+    client = BridgeClient(stack.settings.bridge_url, client_id, secret)
+    load = wait_quiet()
+    starts = []
+    for _ in range(rounds):
+        started = time.monotonic()
+        subprocess.run([str(BIN / "n8nctl"), "--version"], check=True, capture_output=True)
+        starts.append(time.monotonic() - started)
+    spinner = subprocess.Popen([sys.executable, "-c", SPIN])
+    try:
+        results = [first_rejection(stack, client) for _ in range(rounds)]
+    finally:
+        spinner.kill()
+        spinner.wait()
+    rejects = [r for r, _, _ in results]
+    return [
+        Figure(
+            "killswitch", "kill -> first rejected job (median; goal on the slowest round)",
+            statistics.median(rejects), "s", "n8nctl --version", statistics.median(starts),
+            "< 1 s in every round", max(rejects) < 1.0, rejects, ".venv/bin/python bench/killswitch.py",
+            f"rounds {spread(rejects)} s; whole kill command {spread([t for _, t, _ in results])} s; "
+            f"both cores {min(b for _, _, b in results):.0%}-{max(b for _, _, b in results):.0%} busy",
+            load_before=load,
+        )
+    ]  # fmt: skip
+
+
+def run(*, rounds: int = 7, stack: Stack | None = None) -> list[Figure]:
+    if stack is not None:
+        return measure(stack, rounds=rounds)
+    with native_stack() as started:
+        return measure(started, rounds=rounds)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--key", default="tiktok_live_helper", choices=sorted(INPUTS))
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
-    settings = load_settings()
-    client_id, _, secret = settings.bridge_client_secrets.get_secret_value().split(",")[0].partition(":")
-    client = BridgeClient(settings.bridge_url, client_id, secret.split("|")[0])
-
-    starts = []
-    for _ in range(args.rounds):
-        started = time.monotonic()
-        subprocess.run([N8NCTL, "--version"], check=True, capture_output=True)
-        starts.append(time.monotonic() - started)
-    rounds = [first_rejection(client, args.key) for _ in range(args.rounds)]
-    baseline = statistics.median(starts)
-    reject = statistics.median(r for r, _ in rounds)
-    took = statistics.median(t for _, t in rounds)
-    print(f"n8nctl --version (baseline):        {baseline:.3f} s")
-    print(f"kill -> first rejected job (median): {reject:.3f} s  ratio {reject / baseline:.1f}x baseline")
-    print(f"kill command, all four steps:        {took:.3f} s")
-    print(f"rounds (reject, command): {[(round(r, 3), round(t, 3)) for r, t in rounds]}")
-    print("goal: < 1 s to the first rejected job:", "met" if reject < 1.0 else "NOT met")
+    for figure in run(rounds=args.rounds):
+        print(f"{figure.name}: {figure.value:.3f} s (baseline {figure.baseline:.3f} s); {figure.target}: "
+              f"{'met' if figure.met else 'NOT met'}; {figure.notes}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -16,11 +16,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from n8nctl.store import NewJob, Store  # noqa: E402
-from tests.pg import PostgresServer, find_bin_dir  # noqa: E402
+from bench.common import Figure, wait_quiet
+from n8nctl.store import NewJob, Store
+from tests.pg import PostgresServer, find_bin_dir
 
 
 def job() -> NewJob:
@@ -54,27 +54,45 @@ def rows_per_second(store: Store, batch: int, seconds: float) -> tuple[float, fl
     return batches * batch / elapsed, elapsed / batches * 1000
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=3.0)
-    args = parser.parse_args()
+def run(*, seconds: float = 3.0) -> list[Figure]:
+    """rows/s of batches of 1 and 64 on each engine; PostgreSQL's against SQLite's as the ratio."""
     bin_dir = find_bin_dir()
     if bin_dir is None:
-        sys.exit("no PostgreSQL binaries (apt-get install postgresql-15)")
+        raise SystemExit("no PostgreSQL binaries (apt-get install postgresql-15)")
+    load = wait_quiet()
     server = PostgresServer.start(bin_dir, durable=True)
+    rates: dict[tuple[str, int], tuple[float, float]] = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             urls = {"sqlite": f"sqlite:///{tmp}/bench.db", "postgresql": server.create_database()}
-            print("| engine | batch | rows/s | ms per batch |\n| --- | --- | --- | --- |")
             for name, url in urls.items():
                 store = Store(url)
                 store.migrate()
                 for batch in (1, 64):
-                    rate, ms = rows_per_second(store, batch, args.seconds)
-                    print(f"| {name} | {batch} | {rate:,.0f} | {ms:.2f} |")
+                    rates[name, batch] = rows_per_second(store, batch, seconds)
                 store.close()
     finally:
         server.stop()
+    return [
+        Figure(
+            "store", f"submit_batch, batches of {batch}, PostgreSQL", rates["postgresql", batch][0], "rows/s",
+            "SQLite, same batches", rates["sqlite", batch][0],
+            command=".venv/bin/python bench/store_submit.py",
+            notes=f"ms per batch: PostgreSQL {rates['postgresql', batch][1]:.2f}, "
+            f"SQLite {rates['sqlite', batch][1]:.2f}; both fsync'd",
+            load_before=load,
+        )
+        for batch in (1, 64)
+    ]  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0)
+    args = parser.parse_args()
+    print("| batch | PostgreSQL rows/s | SQLite rows/s | PostgreSQL / SQLite |\n| --- | --- | --- | --- |")
+    for figure in run(seconds=args.seconds):
+        print(f"| {figure.name} | {figure.value:,.0f} | {figure.baseline:,.0f} | {figure.ratio:.2f} |")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,10 @@ from datetime import datetime
 from typing import Any
 
 AUDIT_FIELDS = ("timestamp", "action", "node_name", "details", "duration_ms")
+# The error_code values the bridge itself gives a job (docs/CONTRACTS.md section 7.2; a test checks
+# the section lists each). Any other code on a failed job is the workflow's own.
+RESULT_LOST = "RESULT_LOST"  # reconciliation: n8n's execution ended, no result reached the bridge
+JOB_ERROR_CODES = ("TIMEOUT", "CANCELLED", "WORKFLOW_KILLED", "N8N_KILLED", RESULT_LOST)
 # error_message of jobs the kill-switch ends (error_code WORKFLOW_KILLED / N8N_KILLED)
 WORKFLOW_KILLED_MESSAGE = "the workflow was stopped by the kill-switch before this job ran"
 N8N_KILLED_MESSAGE = "n8n was stopped by the kill-switch while this job ran"

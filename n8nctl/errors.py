@@ -56,3 +56,15 @@ class RemoteError(N8nctlError):
     def __init__(self, what: str, *, status: int, error_code: str, why: str = "", fix: str = "") -> None:
         self.status, self.error_code = status, error_code
         super().__init__(what, why=why or f"HTTP {status} {error_code}", fix=fix)
+
+
+class NotRestorableError(N8nctlError):
+    """A backup fails its checks: a checksum, its decryption, or the restore drill. Exit code 7."""
+
+    exit_code = 7
+
+
+class BusyError(N8nctlError):
+    """Another backup, restore or prune holds the lock. Exit code 8 (cron: try again later)."""
+
+    exit_code = 8

@@ -5,13 +5,15 @@ from __future__ import annotations
 from functools import cached_property
 from itertools import islice
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
+import jsonschema_rs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from n8nctl.errors import ConfigError, NotFoundError
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 RETENTION_DAYS = {"standard": 90, "financial": 365}
 MAX_INPUT_ERRORS = 5
@@ -36,13 +38,24 @@ class WorkflowEntry(BaseModel):
     def _schema_is_valid(self) -> WorkflowEntry:
         if self.inputs_schema is not None:
             try:
-                Draft202012Validator.check_schema(self.inputs_schema)
-            except SchemaError as exc:
+                jsonschema_rs.meta.validate(self.inputs_schema)
+                _ = self._validator  # compiled here: a $ref that does not resolve fails at load
+            except jsonschema_rs.ValidationError as exc:
                 raise ValueError(f"inputs_schema is not a valid JSON Schema: {exc.message}") from None
         return self
 
     @cached_property
-    def _validator(self) -> Draft202012Validator:
+    def _validator(self) -> jsonschema_rs.Validator:
+        # Compiled (Rust): ~3 us for a pilot's inputs, where the reference implementation takes ~80 us.
+        # offline: a $ref is resolved inside the schema only; the bridge fetches nothing to validate.
+        # Formats are annotations, as the 2020-12 default and the reference implementation have them.
+        schema = self.inputs_schema or {}
+        return jsonschema_rs.Draft202012Validator(schema, validate_formats=False, offline=True)
+
+    @cached_property
+    def _explainer(self) -> Draft202012Validator:
+        from jsonschema import Draft202012Validator
+
         return Draft202012Validator(self.inputs_schema or {})
 
     @property
@@ -55,11 +68,22 @@ class WorkflowEntry(BaseModel):
     def input_errors(self, inputs: dict[str, Any]) -> list[str]:
         """JSON Schema violations of `inputs`: the first MAX_INPUT_ERRORS, each cut to
         MAX_PROBLEM_CHARS (a message can quote the whole offending value); empty when valid or no
-        schema. Errors are produced lazily, so a huge wrong list costs its first few errors only."""
-        if self.inputs_schema is None:
+        schema.
+
+        The compiled validator decides. A rejection is explained by the reference implementation
+        (jsonschema, imported on this path only), which produces errors lazily, so a huge wrong list
+        costs its first few errors only: the compiled one builds every error before returning any."""
+        if self.inputs_schema is None or self._validator.is_valid(inputs):
             return []
-        errors = islice(self._validator.iter_errors(inputs), MAX_INPUT_ERRORS)
-        return [_cut(f"inputs{''.join(f'[{p!r}]' for p in e.path)}: {e.message}") for e in errors]
+        errors = islice(self._explainer.iter_errors(inputs), MAX_INPUT_ERRORS)
+        problems = [_cut(f"inputs{''.join(f'[{p!r}]' for p in e.path)}: {e.message}") for e in errors]
+        if not problems:  # the two disagree (a regex dialect, say): the compiled one's first error
+            try:
+                self._validator.validate(inputs)
+            except jsonschema_rs.ValidationError as exc:
+                path = "".join(f"[{p!r}]" for p in exc.instance_path)
+                problems = [_cut(f"inputs{path}: {exc.message}")]
+        return problems or ["inputs: rejected by the schema"]
 
 
 def _cut(text: str) -> str:

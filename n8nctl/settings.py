@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     n8nctl_stack: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]*$")
 
     bridge_database_url: SecretStr = SecretStr("")  # may carry a password
+    bridge_redis_url: SecretStr = SecretStr("")  # shared replay guard and rate limit; may carry a password
     bridge_client_secrets: SecretStr = SecretStr("")
     bridge_callback_signing_secret: SecretStr = SecretStr("")
     bridge_n8n_callback_secret: SecretStr = SecretStr("")
@@ -49,6 +50,7 @@ class Settings(BaseSettings):
     bridge_port: int = Field(default=8000, ge=1, le=65535)
     bridge_public_url: str = ""
     bridge_poll_interval_seconds: float = Field(default=0.5, gt=0)
+    bridge_reconcile_grace_seconds: float = Field(default=60.0, gt=0)
     bridge_adaptive_concurrency: bool = True
     bridge_dispatch_start_limit: int = Field(default=1, ge=1)
     bridge_workers: bool = True
@@ -109,6 +111,21 @@ class Settings(BaseSettings):
     nginx_editor_password: SecretStr = SecretStr("")
     nginx_htpasswd_file: str = Field(default="", pattern=r"^$|" + SAFE_VALUE)
 
+    # --- backup, restore, prune (issue 10) ---
+    n8nctl_backup_dir: Path | None = None
+    n8nctl_backup_encryption_key: SecretStr = SecretStr("")  # an age identity, AGE-SECRET-KEY-1...
+    n8nctl_backup_s3_bucket: str = ""
+    n8nctl_backup_s3_prefix: str = Field(default="n8nctl", pattern=r"^[A-Za-z0-9._/-]*$")
+    n8nctl_backup_s3_region: str = ""
+    n8nctl_backup_s3_endpoint_url: str = ""
+    n8nctl_backup_s3_access_key_id: str = ""
+    n8nctl_backup_s3_secret_access_key: SecretStr = SecretStr("")
+    n8nctl_backup_s3_sse: Literal["AES256", "aws:kms", "none"] = "AES256"
+    n8nctl_backup_keep_daily: int = Field(default=7, ge=0)
+    n8nctl_backup_keep_weekly: int = Field(default=4, ge=0)
+    n8nctl_backup_keep_monthly: int = Field(default=6, ge=0)
+    n8nctl_prune_executions_hours: int = Field(default=336, ge=0)
+
     @field_validator("nginx_editor_allow")
     @classmethod
     def _cidrs_parse(cls, value: str) -> str:
@@ -139,6 +156,15 @@ class Settings(BaseSettings):
             self.nginx_tls_certificate_key or f"{live}/privkey.pem",
         )
 
+    @field_validator("bridge_redis_url")
+    @classmethod
+    def _redis_url_scheme(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if url and not url.startswith(("redis://", "rediss://", "unix://")):
+            # the message never quotes the value: it may hold a password
+            raise ValueError("BRIDGE_REDIS_URL must start with redis://, rediss:// or unix://")
+        return value
+
     @field_validator("bridge_rate_limit")
     @classmethod
     def _rate_limit_parses(cls, value: str) -> str:
@@ -168,6 +194,10 @@ class Settings(BaseSettings):
 
     def stack_dir(self, name: str) -> Path:
         return self.n8nctl_project_dir / "stacks" / name
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.n8nctl_backup_dir or self.n8nctl_project_dir / "backups"
 
     @property
     def n8n_url(self) -> str:

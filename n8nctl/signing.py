@@ -103,7 +103,7 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
 
 
 def _mac(key: bytes, msg_id: str, timestamp: int, body: bytes) -> bytes:
-    return hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return hmac.digest(key, f"{msg_id}.{timestamp}.".encode() + body, "sha256")  # OpenSSL's one-shot HMAC
 
 
 def sign_headers(
@@ -173,14 +173,22 @@ def _candidate(part: str) -> bytes | None:
         return None
 
 
+REPLAY_WINDOW_SECONDS = 2 * TOLERANCE_SECONDS
+
+
+def replay_digest(key: str) -> bytes:
+    """What a replay guard remembers of a message id: 16 bytes, whatever the caller sent."""
+    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
 class ReplayGuard:
     """Remembers message ids for the tolerance window; a second sighting is a replay.
 
-    In-process memory: correct for one bridge process. Replicas need a shared guard (Redis SET NX EX)
-    behind the same `seen()` method.
+    In-process memory: correct for one bridge process. Replicas share one in Redis (SET NX EX,
+    n8nctl/adapters/redis_guards.py) behind the same `seen()`.
     """
 
-    def __init__(self, window_seconds: float = 2 * TOLERANCE_SECONDS, max_entries: int = 1_000_000) -> None:
+    def __init__(self, window_seconds: float = REPLAY_WINDOW_SECONDS, max_entries: int = 1_000_000) -> None:
         self._window, self._max = window_seconds, max_entries
         self._seen: OrderedDict[bytes, float] = OrderedDict()
         self._lock = threading.Lock()
@@ -193,8 +201,7 @@ class ReplayGuard:
                 next(iter(self._seen.values())) < current - self._window or len(self._seen) >= self._max
             ):
                 self._seen.popitem(last=False)
-            # a digest, not the id: every entry costs the same whatever the caller sent
-            digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+            digest = replay_digest(key)
             if digest in self._seen:
                 return True
             self._seen[digest] = current

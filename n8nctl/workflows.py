@@ -149,11 +149,11 @@ class WorkflowSync:
             if bool(existing.get("active")) != entry.enabled:
                 self.api.set_active(existing["id"], active=entry.enabled)
                 activation = "activated" if entry.enabled else "deactivated"
-            self._wait_for_webhook(key, registered=entry.enabled)
+            self.wait_for_webhook(key, registered=entry.enabled)
             outcomes.append(Outcome(key, existing["id"], result, entry.enabled, activation))
         return outcomes
 
-    def _wait_for_webhook(self, key: str, *, registered: bool, timeout: float = 15.0) -> None:
+    def wait_for_webhook(self, key: str, *, registered: bool, timeout: float = 15.0) -> None:
         """n8n registers a webhook shortly after activation returns; a job sent before would get 404."""
         path = self.registry.entry(key).webhook_path
         if not until(lambda: self.api.webhook_registered(path) == registered, timeout, interval=0.2):
@@ -201,5 +201,5 @@ class WorkflowSync:
     def set_active(self, key: str, *, active: bool) -> str:
         instance = self.imported(key)
         self.api.set_active(instance["id"], active=active)
-        self._wait_for_webhook(key, registered=active)
+        self.wait_for_webhook(key, registered=active)
         return str(instance["id"])

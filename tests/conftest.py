@@ -18,7 +18,9 @@ from n8nctl.registry import Registry, load_registry
 from n8nctl.settings import Settings
 from n8nctl.signing import generate_secret, sign_headers
 from n8nctl.store import NewJob
+from tests.harness import system_tool
 from tests.pg import SKIP_ENV, PostgresServer, find_bin_dir
+from tests.redis_server import RedisServer
 
 PROJECT = Path(__file__).resolve().parent.parent
 # The nine fields of FlowBiz's callback body (docs/CONTRACTS.md section 12)
@@ -64,6 +66,16 @@ def postgres_server() -> Iterator[PostgresServer]:
             pytest.skip(f"{reason}; skipped because {SKIP_ENV}=1")
         pytest.fail(reason, pytrace=False)
     server = PostgresServer.start(bin_dir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server of the test's own, with a password (BRIDGE_REDIS_URL carries it)."""
+    binary = system_tool("redis-server", installed_by="scripts/test installs Debian's redis-server")
+    server = RedisServer(binary, tmp_path)
+    server.start()
     yield server
     server.stop()
 
@@ -166,3 +178,12 @@ async def eventually(predicate: Callable[[], Any], *, timeout: float = 5.0, what
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+async def holds(predicate: Callable[[], Any], *, duration: float, what: str) -> None:
+    """Check that `predicate` stays true for `duration` seconds while the event loop runs (so the
+    bridge's workers could break it): the absence of a further event, not a wait for one."""
+    deadline = time.monotonic() + duration
+    while time.monotonic() < deadline:
+        assert predicate(), f"{what} stopped holding"
+        await asyncio.sleep(0.02)

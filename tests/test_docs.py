@@ -12,6 +12,15 @@ def test_every_error_code_is_in_contracts():
     assert missing == [], f"docs/CONTRACTS.md does not list {missing}"
 
 
+def test_every_job_error_code_the_bridge_sets_is_in_section_7_2():
+    from n8nctl.contract import JOB_ERROR_CODES
+
+    contracts = (PROJECT / "docs" / "CONTRACTS.md").read_text()
+    section = contracts.split("### 7.2 Job error codes", 1)[1].split("\n## ", 1)[0]
+    missing = [code for code in JOB_ERROR_CODES if f"| `{code}` |" not in section]
+    assert missing == [], f"docs/CONTRACTS.md section 7.2 does not list {missing}"
+
+
 def test_every_route_is_in_contracts():
     from n8nctl.bridge.app import create_app
     from n8nctl.registry import load_registry

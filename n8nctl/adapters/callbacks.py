@@ -16,6 +16,7 @@ import email.utils
 import ipaddress
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,8 @@ import httpx
 from n8nctl.signing import sign_headers
 
 log = logging.getLogger(__name__)
+ADMITTED_FOR = 10.0  # seconds
+ADMITTED_MAX = 4096  # URLs remembered at most
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -172,6 +175,7 @@ class CallbackSender:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.policy, self.deadline, self._secrets = policy, deadline, secrets
+        self._admitted: dict[str, float] = {}  # callback_url -> until when its admission holds
         self._http = httpx.AsyncClient(
             transport=transport or _PinnedTransport(policy), follow_redirects=False, timeout=deadline
         )
@@ -180,7 +184,17 @@ class CallbackSender:
         await self._http.aclose()
 
     async def admit(self, url: str) -> None:
+        """The policy's admission check of a job's callback_url. An admitted URL is not checked
+        again for ADMITTED_FOR seconds (FlowBiz sends many jobs with one callback_url; parsing and
+        resolving it is a fifth of intake's CPU): the admission is an early answer, and every
+        delivery attempt still resolves and checks where it connects. A refusal is never reused."""
+        now = time.monotonic()
+        if self._admitted.get(url, 0.0) > now:
+            return
         await self.policy.check(url)
+        if len(self._admitted) >= ADMITTED_MAX:
+            self._admitted.clear()  # many distinct URLs: start over rather than grow
+        self._admitted[url] = now + ADMITTED_FOR
 
     async def post(self, url: str, body: bytes, *, message_id: str) -> Attempt:
         """One attempt, signed with every live secret (rotation). Never raises for the receiver's

@@ -77,6 +77,21 @@ def engine_answers(client_call: Sequence[str] = DOCKER, *, host: str | None = No
     return version.server is not None
 
 
+def dangling_images(host: str | None, *, remove: bool, client_call: Sequence[str] = DOCKER) -> list[str]:
+    """Untagged images no container uses (`docker image prune`'s default set); removed when `remove`."""
+    from python_on_whales import DockerClient
+
+    client = DockerClient(client_call=list(client_call), host=host)
+    with docker_errors(
+        "listing dangling images failed", "Check that the Docker engine answers: docker info."
+    ):
+        ids = [image.id for image in client.image.list(filters=[("dangling", "true")])]
+    if remove and ids:
+        with docker_errors("removing dangling images failed", "See docker image ls -f dangling=true."):
+            client.image.prune()
+    return ids
+
+
 class Compose:
     """One compose project: its files (base, then overrides) and the env files its ${VAR}s come from."""
 
@@ -109,10 +124,10 @@ class Compose:
                 quiet=True,
             )
 
-    def down(self) -> None:
-        """Stop and remove the containers; named volumes (the data) stay."""
+    def down(self, *, volumes: bool = False) -> None:
+        """Stop and remove the containers; named volumes (the data) stay unless `volumes`."""
         with docker_errors("docker compose down failed", self.fix):
-            self.client.compose.down(remove_orphans=True, quiet=True)
+            self.client.compose.down(remove_orphans=True, volumes=volumes, quiet=True)
 
     def stop(self, services: Sequence[str]) -> None:
         with docker_errors(f"could not stop {', '.join(services)}", self.fix):
@@ -126,6 +141,51 @@ class Compose:
         """Every container of the project, stopped ones included."""
         with docker_errors("docker compose ps failed", self.fix):
             return [_state(container) for container in self.client.compose.ps(all=True)]
+
+    def container(self, service: str) -> str:
+        """The name of the running container of `service` (the first, when scaled)."""
+        running = [c.name for c in self.states() if c.service == service and c.status == "running"]
+        if not running:
+            raise N8nctlError(f"{service} is not running", fix="n8nctl up, then retry.")
+        return running[0]
+
+    def execute(self, service: str, command: Sequence[str], *, what: str) -> str:
+        """`docker compose exec -T`: its stdout as text (for binary output, write a file and copy it)."""
+        with docker_errors(what, self.fix):
+            return str(self.client.compose.execute(service, list(command), tty=False) or "")
+
+    def copy_out(self, service: str, path: str, target: Path) -> None:
+        with docker_errors(f"copying {path} out of {service} failed", self.fix):
+            self.client.container.copy((self.container(service), path), target)
+
+    def copy_in(self, source: Path, service: str, path: str) -> None:
+        with docker_errors(f"copying {source.name} into {service} failed", self.fix):
+            self.client.container.copy(source, (self.container(service), path))
+
+    def run(
+        self,
+        service: str,
+        command: Sequence[str],
+        *,
+        what: str,
+        entrypoint: str | None = None,
+        user: str | None = None,
+        volumes: Sequence[tuple[Path, str, str]] = (),
+    ) -> str:
+        """`docker compose run --rm --no-deps`: a one-off container of `service` (its volumes and
+        environment), whether or not the service runs; its stdout."""
+        with docker_errors(what, self.fix):
+            output = self.client.compose.run(
+                service,
+                list(command),
+                entrypoint=entrypoint,
+                user=user,
+                volumes=list(volumes),
+                remove=True,
+                dependencies=False,
+                tty=False,
+            )
+            return str(output or "")
 
     def logs(self, services: Sequence[str], *, tail: int) -> str:
         with docker_errors("docker compose logs failed", self.fix):

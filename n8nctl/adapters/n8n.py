@@ -70,6 +70,32 @@ class N8nClient:
             return False
         return response.status_code < 300
 
+    async def execution_status(self, execution_id: str) -> str | None:
+        """n8n's status of an execution (`success`, `error`, `crashed`, `canceled`, `running`,
+        `waiting`, `new`, ...), `missing` when n8n has no such execution, None when n8n did not say
+        (unreachable, no API key, any other answer)."""
+        api_key = self._api_key()
+        if not api_key:
+            return None
+        url = f"/api/v1/executions/{execution_id}"
+        log.debug("n8n API GET %s", url)
+        try:
+            response = await self._http.get(url, headers={"X-N8N-API-KEY": api_key})
+        except httpx.HTTPError:
+            return None
+        if response.status_code == 404:
+            return "missing"
+        try:
+            body = response.json() if response.status_code == 200 else None
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return None
+        if isinstance(body.get("status"), str):
+            return str(body["status"])
+        # n8n before 1.0 has no status: finished, or stopped without finishing, or still going
+        return "success" if body.get("finished") else "error" if body.get("stoppedAt") else "running"
+
     async def ready(self) -> bool:
         try:
             response = await self._http.get("/healthz/readiness", timeout=2.0)

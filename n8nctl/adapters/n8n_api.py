@@ -154,3 +154,19 @@ class N8nApi:
             "GET", "/api/v1/executions", public=True, params={"workflowId": workflow_id, "limit": 1}
         )
         return page["data"][0] if page["data"] else None
+
+    def executions_page(
+        self, cursor: str | None, *, limit: int = 250
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of executions, newest first, without their data; and the next page's cursor."""
+        page = self._call(
+            "GET",
+            "/api/v1/executions",
+            public=True,
+            params={"limit": limit, "cursor": cursor, "includeData": False},
+        )
+        return list(page["data"]), page.get("nextCursor")
+
+    def delete_execution(self, execution_id: str) -> None:
+        """n8n's public API deletes executions one at a time (there is no bulk delete)."""
+        self._call("DELETE", f"/api/v1/executions/{execution_id}", public=True)

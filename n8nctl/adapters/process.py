@@ -6,6 +6,7 @@ import logging
 import shlex
 import subprocess
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from n8nctl.errors import N8nctlError
@@ -58,3 +59,27 @@ def lines(command: Sequence[str | Path]) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@contextmanager
+def background(
+    command: Sequence[str | Path], *, log_file: Path, env: Mapping[str, str], user: str | None = None
+) -> Iterator[None]:
+    """Run `command` (as `user`, when given) while the block runs, its output to `log_file`, then stop
+    it: SIGTERM, and SIGKILL after 30 s."""
+    args = [str(part) for part in command]
+    log.debug("start: %s", shlex.join(args))
+    with log_file.open("ab") as output:
+        process = subprocess.Popen(
+            args, env=env, stdout=output, stderr=subprocess.STDOUT,
+            user=user, group=user, extra_groups=[] if user else None,  # the user's groups, none of ours
+        )  # fmt: skip
+    try:
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)

@@ -18,7 +18,10 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from n8nctl import __version__
 from n8nctl.adapters.callbacks import Resolver
@@ -71,6 +74,26 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 SIGNED = _errors(401, 500, 503)
 
 
+class BridgeApi(FastAPI):
+    """The bridge's app. POST /v1/jobs, the one route under load, is served by a plain Starlette app:
+    FastAPI's middleware stack and request handling cost as much CPU as the whole endpoint
+    (docs/PERFORMANCE.md). The route stays declared in FastAPI with the same endpoint, which gives
+    it its OpenAPI entry and answers whatever the plain app does not take (another method: 405)."""
+
+    intake: Starlette | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self.intake
+            and scope["type"] == "http"
+            and scope["path"] == "/v1/jobs"
+            and scope["method"] == "POST"
+        ):
+            await self.intake(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: Settings,
     registry: Registry,
@@ -98,12 +121,17 @@ def create_app(
         finally:
             await bridge.stop()
 
+    handlers = _error_handlers(bridge)
     # No /docs or /redoc: they load scripts from public CDNs. /openapi.json is the contract.
-    app = FastAPI(
-        title="n8nctl bridge", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
+    app = BridgeApi(
+        title="n8nctl bridge",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        exception_handlers=handlers,
     )
     app.state.bridge = bridge
-    _install_error_handlers(app, bridge)
 
     @app.post(
         "/v1/jobs",
@@ -152,6 +180,10 @@ def create_app(
             "IDEMPOTENCY_CONFLICT", f"job_id {job.job_id} was already used for a different request"
         )
 
+    app.intake = Starlette(
+        routes=[Route("/v1/jobs", submit_job, methods=["POST"])], exception_handlers=handlers
+    )
+
     @app.get("/v1/jobs/{job_id}", response_model=JobView, responses={**SIGNED, **_errors(404, 429)})
     async def get_job(job_id: str, request: Request) -> Response:
         """A job's full state, for its own client (signed GET: empty body, X-Client-Id)."""
@@ -199,7 +231,7 @@ def create_app(
     async def n8n_result(request: Request) -> JSONResponse:
         """A workflow's result, signed with BRIDGE_N8N_CALLBACK_SECRET. Recorded, then forwarded."""
         raw = await read_body(request, settings.bridge_max_body_bytes)
-        verify_signed(bridge, "n8n", settings.n8n_callback_keys.live(), request, raw)
+        await verify_signed(bridge, "n8n", settings.n8n_callback_keys.live(), request, raw)
         result = await sized(len(raw), parse_model, N8nResult, await sized(len(raw), parse_json, raw))
         row = result.model_dump()
         row["audit"] = [entry.model_dump() for entry in result.audit]
@@ -222,11 +254,16 @@ def create_app(
 
     @app.get("/readyz", responses=_errors(503))
     async def readyz() -> JSONResponse:
-        """Ready when the store answers; n8n is reported, not required (jobs queue while it is down)."""
+        """Ready when the store (and the shared Redis, when configured) answers; n8n is reported, not
+        required (jobs queue while it is down)."""
         try:
             await asyncio.to_thread(bridge.store.ping)
         except OperationalError:
             return ApiError("NOT_READY", "the job store does not answer", detail={"store": False}).response()
+        # with BRIDGE_REDIS_URL, a replica whose Redis does not answer refuses every signed request
+        if await bridge.guards.ready() is False:
+            detail = {"store": True, "redis": False}
+            return ApiError("NOT_READY", "the shared Redis does not answer", detail=detail).response()
         n8n = await bridge.n8n.ready()
         return JSONResponse({"status": "ok", "store": True, "n8n": n8n})
 
@@ -301,7 +338,7 @@ def _job_response(job: Row, registry: Registry, status_code: int, *, full: bool 
         "accepted_at": job["accepted_at"],
         "estimated_completion": estimate,
     }
-    model: BaseModel = JobResponse(**base)
+    model: BaseModel = JobResponse.model_construct(**base)  # the store's values: nothing to validate
     if full:
         delivery = job.get("delivery")
         callback = (
@@ -340,29 +377,25 @@ def _job_response(job: Row, registry: Registry, status_code: int, *, full: bool 
     return Response(model.model_dump_json(), status_code=status_code, media_type="application/json")
 
 
-def _install_error_handlers(app: FastAPI, bridge: Bridge) -> None:
-    """Every failure leaves as an ApiError body, and is counted by error_code."""
+def _error_handlers(bridge: Bridge) -> dict[Any, Any]:
+    """Every failure leaves as an ApiError body, and is counted by error_code (both apps use these)."""
 
     def answer(error: ApiError) -> JSONResponse:
         bridge.metrics.rejected.labels(error.error_code).inc()
         return error.response()
 
-    @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
         return answer(exc)
 
-    @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         detail = validation_detail(exc.errors())
         return answer(ApiError("VALIDATION_ERROR", "request does not match the contract", detail=detail))
 
-    @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
         if exc.status_code == 405:
             return answer(ApiError("METHOD_NOT_ALLOWED", "method not allowed on this path"))
         return answer(ApiError("NOT_FOUND", "no such endpoint"))
 
-    @app.exception_handler(OperationalError)
     async def store_error(_: Request, exc: OperationalError) -> JSONResponse:
         log.error("job store error: %s", type(exc.orig).__name__)
         return answer(
@@ -373,7 +406,14 @@ def _install_error_handlers(app: FastAPI, bridge: Bridge) -> None:
             )
         )
 
-    @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error")
         return answer(ApiError("INTERNAL_ERROR", "unexpected error; it is logged on the bridge"))
+
+    return {
+        ApiError: api_error,
+        RequestValidationError: validation_error,
+        HTTPException: http_error,
+        OperationalError: store_error,
+        Exception: unexpected,
+    }

@@ -56,15 +56,16 @@ async def read_json(request: Request, limit: int) -> tuple[bytes, Any]:
     return raw, await sized(len(raw), parse_json, raw)
 
 
-def verify_signed(bridge: Bridge, who: str, secrets: tuple[str, ...], request: Request, raw: bytes) -> None:
+async def verify_signed(
+    bridge: Bridge, who: str, secrets: tuple[str, ...], request: Request, raw: bytes
+) -> None:
     if not any(secrets):
         raise ApiError("UNKNOWN_CLIENT", f"no secret is configured for {who}")
     try:
         verified = verify(secrets, request.headers, raw)
     except SignatureError as exc:
         raise ApiError(exc.code, str(exc)) from None
-    if bridge.replays.seen(f"{who}:{verified.msg_id}"):
-        raise ApiError("SIGNATURE_REPLAYED", "this webhook-id was already used; sign each request anew")
+    await bridge.check_replay(who, verified.msg_id)
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,8 @@ async def read_client_request(bridge: Bridge, request: Request, *, has_body: boo
     secrets = keyring.live() if keyring else ()
     if not secrets:
         raise ApiError("UNKNOWN_CLIENT", "unknown client: name it in X-Client-Id and sign with its secret")
-    verify_signed(bridge, f"client:{client_id}", secrets, request, raw)
-    bridge.check_rate(client_id, "write" if has_body else "read")
+    await verify_signed(bridge, f"client:{client_id}", secrets, request, raw)
+    await bridge.check_rate(client_id, "write" if has_body else "read")
     return ClientRequest(client_id, raw, data)
 
 

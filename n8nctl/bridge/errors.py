@@ -33,6 +33,7 @@ ERROR_STATUS: dict[str, int] = {
     "INTERNAL_ERROR": 500,
     "N8N_KILLED": 503,
     "STORE_UNAVAILABLE": 503,
+    "GUARD_UNAVAILABLE": 503,
     "NOT_READY": 503,
 }
 

@@ -129,6 +129,12 @@ class Metrics:
             buckets=FAST_BUCKETS,
             registry=registry,
         )
+        self.reconciliations = Counter(
+            "bridge_reconciliations",
+            "Overdue running jobs checked against their n8n execution, by outcome",
+            ["outcome"],
+            registry=registry,
+        )
         registry.register(_StoreGauges(queue_depth, dead_letters))
         registry.register(_Limits(limits, limit_changes))
 

@@ -21,12 +21,18 @@ from n8nctl.bridge.errors import ApiError
 MAX_DEPTH = 64
 LARGE_BODY_BYTES = 64 * 1024  # above this, parsing and validation leave the event loop
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# Strict UTF-8 decodes to no surrogate: one can only come from a \uD800-\uDFFF escape in the text.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 T = TypeVar("T")
 Args = TypeVarTuple("Args")
 
 
 def _malformed(why: str) -> ApiError:
     return ApiError("MALFORMED_JSON", f"request body is not valid JSON: {why}")
+
+
+def _not_finite_error() -> ApiError:
+    return _malformed("it has a number that is not finite (NaN, Infinity or out of range)")
 
 
 def parse_json(raw: bytes) -> Any:
@@ -36,13 +42,27 @@ def parse_json(raw: bytes) -> Any:
     except UnicodeDecodeError:
         raise _malformed("it is not UTF-8") from None
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_not_finite, parse_float=_finite)
     except RecursionError:
         raise _malformed(f"it nests deeper than {MAX_DEPTH} levels") from None
     except ValueError:
         raise _malformed("it does not parse") from None
-    _check(value)
+    # Numbers are checked as they parse. The walk over depth and text runs unless the raw text shows
+    # it cannot fail: no more brackets than MAX_DEPTH, and no escape that could make a surrogate.
+    if text.count("[") + text.count("{") > MAX_DEPTH or _SURROGATE_ESCAPE.search(text):
+        _check(value)
     return value
+
+
+def _not_finite(_: str) -> Any:
+    raise _not_finite_error()
+
+
+def _finite(token: str) -> float:
+    number = float(token)
+    if not math.isfinite(number):  # 1e999
+        raise _not_finite_error()
+    return number
 
 
 def _check(value: Any) -> None:
@@ -73,7 +93,7 @@ def _check_scalar(value: Any) -> None:
     if isinstance(value, str):
         _check_text(value)
     elif isinstance(value, float) and not math.isfinite(value):
-        raise _malformed("it has a number that is not finite (NaN, Infinity or out of range)")
+        raise _not_finite_error()
 
 
 def _check_text(text: str) -> None:

@@ -1,8 +1,8 @@
 """Per-client rate limits with GCRA (the generic cell rate algorithm): a token bucket kept as one
 timestamp per key. `120/minute` allows a burst of 120, then one request every 0.5 s.
 
-State is in process memory, which is right for one bridge process. Replicas need the same algorithm
-over a shared store (one Redis key per client); `RateLimiter.hit` is the seam.
+State is in process memory, which is right for one bridge process. Replicas run the same algorithm
+in Redis (n8nctl/adapters/redis_guards.py, one key per client and kind), behind the same `hit`.
 """
 
 from __future__ import annotations
@@ -28,11 +28,20 @@ class Rate:
             raise ValueError(f"{text!r} is not a rate like '120/minute'")
         return cls(int(match[1]), UNITS[match[2]])
 
+    @property
+    def interval(self) -> float:
+        """Seconds between two requests at the steady rate."""
+        return self.period / self.count
+
+    @property
+    def tolerance(self) -> float:
+        """How far ahead of now the theoretical arrival time may be: the burst, in seconds."""
+        return self.period - self.interval
+
 
 class RateLimiter:
     def __init__(self, rate: Rate, clock: Callable[[], float] = time.monotonic) -> None:
-        self._interval = rate.period / rate.count
-        self._tolerance = rate.period - self._interval
+        self._interval, self._tolerance = rate.interval, rate.tolerance
         self._clock = clock
         self._theoretical_arrival: dict[str, float] = {}
         self._lock = threading.Lock()

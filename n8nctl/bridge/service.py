@@ -1,8 +1,8 @@
 """Bridge: everything one bridge process holds (no module globals), and its background workers.
 
-Workers are loops over the database: intake (group commit), dispatch to n8n, the deadline sweeper
-and the callback outbox. Each wakes on an event or every poll interval, so a job written by another
-replica, or left behind by a crash, is picked up again.
+Workers are loops over the database: intake (group commit), dispatch to n8n, the deadline sweeper,
+reconciliation with n8n and the callback outbox. Each wakes on an event or every poll interval, so a
+job written by another replica, or left behind by a crash, is picked up again.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -29,22 +29,25 @@ from n8nctl.adapters.callbacks import (
 from n8nctl.adapters.n8n import DispatchError, N8nClient
 from n8nctl.bridge.concurrency import AdaptiveConcurrency
 from n8nctl.bridge.errors import ApiError
+from n8nctl.bridge.guards import GuardUnavailable, create_guards
 from n8nctl.bridge.metrics import Metrics
-from n8nctl.bridge.ratelimit import Rate, RateLimiter
 from n8nctl.contract import WORKFLOW_KILLED_MESSAGE
 from n8nctl.registry import Registry
 from n8nctl.settings import Settings
-from n8nctl.signing import ReplayGuard
 from n8nctl.store import NewJob, Store, SubmitOutcome
 from n8nctl.store.schema import Row
 from n8nctl.store.store import GLOBAL_SWITCH
 
 log = logging.getLogger("n8nctl.bridge")
+T = TypeVar("T")
 
 DISPATCH_LEASE = timedelta(seconds=60)
 MAX_DISPATCH_BACKOFF = 30.0
 SWITCH_CACHE_SECONDS = 0.1  # how stale a replica's view of the kill-switch may be
 BATCH_LIMIT = 128
+# n8n execution statuses after which no result will come; any other (running, waiting, new, unknown)
+# leaves the job to its result or its deadline. `missing`: n8n has no such execution.
+ENDED = frozenset({"success", "error", "crashed", "canceled", "missing"})
 # error codes of jobs n8n never delivered a result for (an error to the concurrency limit), and of
 # jobs ended for reasons that say nothing about n8n (ignored by it)
 NO_RESULT = frozenset({"TIMEOUT", "RESULT_LOST"})
@@ -77,8 +80,7 @@ class Bridge:
             secrets=settings.callback_signing_keys.live,
             transport=callback_transport,
         )
-        self.replays = ReplayGuard()
-        self.limiter = RateLimiter(Rate.parse(settings.bridge_rate_limit))
+        self.guards = create_guards(settings)  # replay guard and rate limit: memory, or Redis (ADR 50)
         # per-workflow dispatch limits found from n8n's latency, up to the registry's max (ADR 61)
         self.concurrency = AdaptiveConcurrency(
             {key: entry.max_concurrency for key, entry in registry.workflows.items()},
@@ -94,6 +96,7 @@ class Bridge:
         self.wake_dispatch, self.wake_delivery = asyncio.Event(), asyncio.Event()
         self._intake: asyncio.Queue[tuple[NewJob, asyncio.Future[SubmitOutcome]]] = asyncio.Queue()
         self._switches: tuple[float, dict[str, Row]] = (0.0, {})
+        self._reconciled_at_start = False
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle ------------------------------------------------------------------------------------
@@ -103,7 +106,7 @@ class Bridge:
         await asyncio.to_thread(self.store.check_schema)
         loops = [self._intake_loop]
         if workers:
-            loops += [self._dispatch_loop, self._delivery_loop, self._sweep_loop]
+            loops += [self._dispatch_loop, self._delivery_loop, self._sweep_loop, self._reconcile_loop]
         for loop in loops:
             self._spawn(self._forever(loop))
 
@@ -113,6 +116,7 @@ class Bridge:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.n8n.aclose()
         await self.callbacks.aclose()
+        await self.guards.aclose()
         self.store.close()
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
@@ -140,9 +144,14 @@ class Bridge:
 
     # -- policy helpers used by the API ---------------------------------------------------------------
 
-    def check_rate(self, client_id: str, kind: str) -> None:
+    async def check_replay(self, who: str, msg_id: str) -> None:
+        """Refuse a webhook-id already seen from `who` (by any replica, with Redis)."""
+        if await self._guarded(self.guards.seen(f"{who}:{msg_id}")):
+            raise ApiError("SIGNATURE_REPLAYED", "this webhook-id was already used; sign each request anew")
+
+    async def check_rate(self, client_id: str, kind: str) -> None:
         """Count one signed request of `client_id`; reads and writes have a budget each."""
-        wait = self.limiter.hit(f"{client_id}:{kind}")
+        wait = await self._guarded(self.guards.hit(f"{client_id}:{kind}"))
         if wait:
             retry_after = math.ceil(wait)
             raise ApiError(
@@ -151,6 +160,16 @@ class Bridge:
                 detail={"retry_after_seconds": retry_after},
                 headers={"Retry-After": str(retry_after)},
             )
+
+    @staticmethod
+    async def _guarded(check: Awaitable[T]) -> T:
+        """A guard's answer; a guard that cannot answer refuses the request (fail closed, ADR 50)."""
+        try:
+            return await check
+        except GuardUnavailable as exc:
+            raise ApiError(
+                "GUARD_UNAVAILABLE", f"{exc}; retry shortly, re-signed", headers={"Retry-After": "5"}
+            ) from None
 
     async def switches(self) -> dict[str, Row]:
         """Kill-switch state, re-read from the store at most every SWITCH_CACHE_SECONDS."""
@@ -286,6 +305,51 @@ class Bridge:
         action = "execution_stopped" if stopped else "execution_stop_failed"
         details = {"execution_id": job["execution_id"]}
         await asyncio.to_thread(self.store.record, job, action, source="bridge", details=details)
+
+    # -- reconciliation with n8n (ADR 51) -------------------------------------------------------------
+
+    async def _reconcile_loop(self) -> None:
+        """Check running jobs whose result is overdue against their n8n execution: every running job
+        once at start (results posted while no bridge ran are lost), then those a grace period past
+        their workflow's expected duration."""
+        now = datetime.now(UTC)
+        grace = timedelta(seconds=self.settings.bridge_reconcile_grace_seconds)
+        if self._reconciled_at_start:
+            await asyncio.sleep(self.settings.bridge_poll_interval_seconds)
+            now = datetime.now(UTC)
+            cutoffs = {
+                key: now - timedelta(seconds=entry.expected_duration_seconds) - grace
+                for key, entry in self.registry.workflows.items()
+            }
+            default = now - grace
+        else:
+            cutoffs, default = {}, now
+        claimed = await asyncio.to_thread(
+            self.store.claim_overdue, cutoffs, default=default, limit=BATCH_LIMIT, lease=grace
+        )
+        self._reconciled_at_start = True
+        for job in claimed:
+            self._spawn(self._reconcile_one(job))
+
+    async def _reconcile_one(self, job: Row) -> None:
+        status = await self.n8n.execution_status(job["execution_id"])
+        if status is None:  # n8n did not say: checked again once the claim's lease has passed
+            self.metrics.reconciliations.labels("unanswered").inc()
+            return
+        failed = await asyncio.to_thread(self.store.record_check, job, status, ended=status in ENDED)
+        self.metrics.reconciliations.labels("result_lost" if failed else "running").inc()
+        if failed:
+            log.warning(
+                "job %s failed with RESULT_LOST: n8n execution %s is %s",
+                job["job_id"],
+                job["execution_id"],
+                status,
+            )
+            self.metrics.finish(
+                job["workflow_key"], "failed", (datetime.now(UTC) - job["accepted_at"]).total_seconds()
+            )
+            self.wake_delivery.set()
+            self.wake_dispatch.set()
 
     # -- callback outbox ------------------------------------------------------------------------------
 

@@ -2,7 +2,9 @@
 
 Exit codes (stable; cron and incident scripts depend on them, listed in docs/cli.md):
 0 ok, 1 failed, 2 usage or configuration error, 3 unexpected error (a bug), 4 not found,
-5 a service did not answer, 6 a service refused the request, 10-15 `n8nctl doctor`'s classes
+5 a service did not answer, 6 a service refused the request, 7 a backup is not restorable (checksum,
+decryption, drill), 8 busy (another backup, restore or prune runs), 9 the job store is not at this
+code's schema revision, 10-16 `n8nctl doctor`'s classes
 (n8nctl/doctor.py), 130 interrupted.
 """
 
@@ -33,6 +35,10 @@ COMMANDS = {
     "doctor": "n8nctl.cli.doctor:doctor",
     "kill": "n8nctl.cli.killswitch:kill",
     "revive": "n8nctl.cli.killswitch:revive",
+    "backup": "n8nctl.cli.backup:backup",
+    "backups": "n8nctl.cli.backup:backups",
+    "restore": "n8nctl.cli.backup:restore",
+    "prune": "n8nctl.cli.backup:prune",
     "secrets": "n8nctl.cli.secrets:secrets",
 }
 

@@ -22,10 +22,13 @@ Generated from `--help` by `python -m n8nctl.cli.reference > docs/cli.md`; a tes
 | 4 | not found (job, database, file) |
 | 5 | a service did not answer (bridge, n8n, database) |
 | 6 | a service refused the request (the message carries its HTTP status and `error_code`) |
+| 7 | a backup is not restorable: a checksum, its decryption or the restore drill failed |
+| 8 | busy: another backup, restore or prune holds the lock (cron: the next run tries again) |
 | 9 | the bridge's job store is not at this code's schema revision (run `n8nctl bridge migrate`) |
 {doctor}| 130 | interrupted (Ctrl-C) |
 
-Errors are one line on stderr: `n8nctl: error: <what failed>: because <why>. <what to do>`.
+Errors are one line on stderr: `n8nctl: error: <what failed>: because <why>. <what to do>`. Backup,
+restore, verify and prune name the step that failed: `backup failed at step "dump bridge store": ...`.
 """
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from n8nctl.errors import ConfigError, UnreachableError
+from n8nctl.errors import ConfigError, N8nctlError, UnreachableError
 from n8nctl.settings import Settings
 
 RuntimeName = Literal["compose", "native"]
@@ -53,6 +54,16 @@ class Started:
     started: bool  # nothing of the stack was running before
     changes: list[str] = field(default_factory=list)
     logs: str = ""  # where the logs are, for the operator
+
+
+@dataclass(frozen=True)
+class N8nDump:
+    """n8n's half of a backup, as its runtime wrote it: a consistent dump of its database and its user
+    folder (the `config` with the encryption key, binary data) as a tar file."""
+
+    database: Path  # SQLite: database.sqlite (online backup API); PostgreSQL: database.pgdump (pg_dump -Fc)
+    user_folder: Path
+    migration: str  # the newest migration in that database
 
 
 class Runtime(ABC):
@@ -95,6 +106,70 @@ class Runtime(ABC):
 
     @abstractmethod
     def start_service(self, service: str) -> None: ...
+
+    # -- backup and restore (n8nctl/backup/) --------------------------------------------------------------
+
+    @property
+    @abstractmethod
+    def n8n_database(self) -> Literal["sqlite", "postgres"]:
+        """What n8n keeps its data in on this stack (a backup holds that kind of dump)."""
+
+    @abstractmethod
+    def dump_n8n(self, dest: Path) -> N8nDump:
+        """Write n8n's database and user folder into the folder `dest`, consistent while n8n runs."""
+
+    @abstractmethod
+    def restore_n8n(self, dump: N8nDump) -> None:
+        """Replace n8n's database and user folder with `dump`; after `stop_for_restore`."""
+
+    @abstractmethod
+    def encryption_key(self) -> str:
+        """The key n8n encrypts its credentials with ('' when n8n never ran here)."""
+
+    @abstractmethod
+    def n8n_cli(self, *args: str, what: str) -> str:
+        """n8n's own CLI on this stack's database and user folder (its server running or not); stdout."""
+
+    def decrypted_credentials(self) -> int:
+        """How many credentials n8n's own CLI decrypts with the key it has; an N8nctlError when they do
+        not. The decrypted output is parsed in memory and dropped: no secret reaches a file or a log."""
+        from n8nctl.runtimes.n8n_npm import count_decrypted
+
+        try:
+            output = self.n8n_cli(
+                "export:credentials",
+                "--all",
+                "--decrypted",
+                "--output=/dev/stdout",
+                what="n8n's credentials do not decrypt",
+            )
+        except N8nctlError as exc:
+            if "No credentials found" in exc.why:
+                return 0
+            raise N8nctlError(  # n8n's own words without any line of its output
+                exc.what,
+                why=exc.why.split(":", 1)[0],
+                fix="The encryption key in the user folder is not the one its database was written with: "
+                "use another backup, or the user folder that belongs to this database.",
+            ) from None
+        return count_decrypted(output)
+
+    @abstractmethod
+    def drill_copy(self, work: Path) -> AbstractContextManager[Runtime]:
+        """A throwaway stack of this runtime on free ports, sharing nothing with this one, for the
+        restore drill (`stop_for_restore`, `restore_n8n`, `n8n_cli`, `serve_n8n`); removed on exit."""
+
+    @abstractmethod
+    def serve_n8n(self) -> float:
+        """Start n8n alone (in a drill copy), wait until it is ready; the seconds that took."""
+
+    @abstractmethod
+    def stop_for_restore(self) -> None:
+        """Stop whatever writes n8n's database, its user folder or the bridge's store."""
+
+    def prune_images(self, *, dry_run: bool) -> int:
+        """Remove what the runtime leaves behind on disk (compose: dangling images); how many."""
+        return 0
 
     def after_bootstrap(self) -> None:  # noqa: B027 (a hook: most runtimes need nothing here)
         """The bootstrap wrote state files on the host (the n8n API key): give them to the services."""
@@ -207,3 +282,24 @@ def choose(
     if wanted == "compose":
         return "compose", source
     return ("compose", "a Docker engine answers") if answers else ("native", "no Docker engine answers")
+
+
+def wait_ready(settings: Settings, timeout: float = HEALTH_TIMEOUT) -> float:
+    """Until n8n answers /healthz/readiness (database connected and migrated); the seconds it took."""
+    import time
+
+    from n8nctl.adapters.probe import status
+    from n8nctl.wait import until
+
+    started = time.monotonic()
+    if not until(lambda: status(settings.n8n_url + "/healthz/readiness") == 200, timeout, interval=0.5):
+        raise N8nctlError(f"n8n is not ready after {timeout:.0f} s", fix="See its log.")
+    return time.monotonic() - started
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -10,16 +10,31 @@ bridge its own role and database on that server before anything else starts.
 from __future__ import annotations
 
 import os
+import shutil
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from n8nctl.adapters.docker import Compose, ContainerState
 from n8nctl.errors import ConfigError, N8nctlError
 from n8nctl.health import probe_services
 from n8nctl.render import render_stack, write_stack
-from n8nctl.runtimes import HEALTH_TIMEOUT, Progress, Runtime, ServiceState, Started
+from n8nctl.runtimes import (
+    HEALTH_TIMEOUT,
+    ActiveStack,
+    N8nDump,
+    Progress,
+    Runtime,
+    ServiceState,
+    Started,
+    free_port,
+    wait_ready,
+)
+from n8nctl.runtimes.n8n_npm import LEAVE_OUT
 
 BASE_SERVICES = ("postgres", "redis", "n8n", "bridge")
 DATA_SERVICES = ("postgres", "redis")
@@ -27,6 +42,7 @@ WORKER = "n8n-worker"
 BRIDGE_UID = 10001  # the Dockerfile's `bridge` user
 BRIDGE_FILES = ("bridge.db", "bridge.db-wal", "bridge.db-shm", "n8n-api-key")
 BRIDGE_ROLE = "bridge"  # the prod bridge's role and database on the stack's PostgreSQL
+N8N_HOME = "/home/node/.n8n"  # n8n's user folder in its image: the n8n-data volume
 
 
 class ComposeRuntime(Runtime):
@@ -204,6 +220,141 @@ class ComposeRuntime(Runtime):
 
     def start_service(self, service: str) -> None:
         self.project.start(self._with_workers(service))
+
+    def prune_images(self, *, dry_run: bool) -> int:
+        from n8nctl.adapters.docker import dangling_images
+
+        return len(dangling_images(self.settings.docker_host or None, remove=not dry_run))
+
+    # -- backup and restore --------------------------------------------------------------------------------
+
+    @property
+    def n8n_database(self) -> Literal["sqlite", "postgres"]:
+        return "postgres"
+
+    def dump_n8n(self, dest: Path) -> N8nDump:
+        """pg_dump -Fc inside the postgres container (its own client, local socket), and a tar of the
+        n8n-data volume made inside the n8n container; both copied out through a file in /tmp."""
+        scratch = f"/tmp/n8nctl-backup-{uuid.uuid4().hex}"  # noqa: S108 (inside the container, random name)
+        database, user_folder = dest / "database.pgdump", dest / "user-folder.tar"
+        self.project.execute(
+            "postgres",
+            ["pg_dump", "-U", "n8n", "-d", "n8n", "-Fc", "-f", scratch],
+            what="pg_dump of n8n's database failed",
+        )
+        try:
+            self.project.copy_out("postgres", scratch, database)
+        finally:
+            self.project.execute("postgres", ["rm", "-f", scratch], what="cleaning up the dump failed")
+        exclude = [f"--exclude={name}*" for name in LEAVE_OUT]
+        self.project.execute(
+            "n8n",
+            ["tar", "-cf", scratch, *exclude, "-C", N8N_HOME, "."],
+            what="packing n8n's user folder failed",
+        )
+        try:
+            self.project.copy_out("n8n", scratch, user_folder)
+        finally:
+            self.project.execute("n8n", ["rm", "-f", scratch], what="cleaning up the tar failed")
+        for path in (database, user_folder):
+            path.chmod(0o600)
+        return N8nDump(database, user_folder, self._migration())
+
+    def _migration(self) -> str:
+        query = "SELECT name FROM migrations ORDER BY timestamp DESC LIMIT 1"
+        output = self.project.execute(
+            "postgres",
+            ["psql", "-U", "n8n", "-d", "n8n", "-Atc", query],
+            what="reading n8n's migrations failed",
+        )
+        return output.strip().splitlines()[-1] if output.strip() else "none"
+
+    def stop_for_restore(self) -> None:
+        """PostgreSQL up (n8n's database is restored in it, the prod bridge's store lives there too),
+        everything that writes to it stopped."""
+        self.project.up(services=DATA_SERVICES)
+        self.wait_healthy(DATA_SERVICES)
+        self.prepare_databases(Started(started=False))
+        self.project.stop([s for s in self.services if s not in DATA_SERVICES])
+
+    def restore_n8n(self, dump: N8nDump) -> None:
+        scratch = f"/tmp/n8nctl-restore-{uuid.uuid4().hex}.pgdump"  # noqa: S108 (inside the container)
+        self.project.copy_in(dump.database, "postgres", scratch)
+        try:
+            self.project.execute(
+                "postgres",
+                [
+                    "psql",
+                    "-U",
+                    "n8n",
+                    "-d",
+                    "postgres",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-c",
+                    "DROP DATABASE IF EXISTS n8n WITH (FORCE)",
+                    "-c",
+                    "CREATE DATABASE n8n OWNER n8n",
+                ],
+                what="recreating n8n's database failed",
+            )
+            self.project.execute(
+                "postgres",
+                ["pg_restore", "-U", "n8n", "-d", "n8n", "--no-owner", "--exit-on-error", scratch],
+                what="pg_restore of n8n's database failed",
+            )
+        finally:
+            self.project.execute("postgres", ["rm", "-f", scratch], what="cleaning up the dump failed")
+        # the n8n-data volume, through a one-off container of the (stopped) n8n service: emptied, the
+        # backup's tar extracted, given back to the image's node user
+        script = (
+            f"find {N8N_HOME} -mindepth 1 -delete && tar -xf /restore/{dump.user_folder.name} -C {N8N_HOME}"
+            f" && chown -R node:node {N8N_HOME}"
+        )
+        self.project.run(
+            "n8n",
+            ["-c", script],
+            entrypoint="sh",
+            user="root",
+            volumes=[(dump.user_folder.parent, "/restore", "ro")],
+            what="restoring n8n's user folder failed",
+        )
+
+    def encryption_key(self) -> str:
+        return self.settings.n8n_encryption_key.get_secret_value()
+
+    def n8n_cli(self, *args: str, what: str) -> str:
+        """In a one-off container of the n8n service: its image, volume and environment (key, database)."""
+        return self.project.run("n8n", list(args), what=what)
+
+    @contextmanager
+    def drill_copy(self, work: Path) -> Iterator[Runtime]:
+        """A compose project of its own (n8nctl-drill-<random>), on free ports, its volumes removed on
+        exit; rendered from the same templates, so the same images and the same n8n version."""
+        name = f"drill-{uuid.uuid4().hex[:8]}"
+        settings = self.settings.model_copy(
+            update={
+                "n8nctl_state_dir": work,
+                "n8nctl_stack": name,
+                "n8n_port": free_port(),
+                "bridge_port": free_port(),
+                "postgres_port": free_port(),
+            }
+        )
+        copy = ComposeRuntime(settings, ActiveStack("compose", name))
+        write_stack(render_stack(settings, runtime="compose", prod=False), copy.folder)
+        copy.write_runtime_env()
+        try:
+            yield copy
+        finally:
+            try:
+                copy.project.down(volumes=True)
+            finally:
+                shutil.rmtree(copy.folder, ignore_errors=True)
+
+    def serve_n8n(self) -> float:
+        self.project.up(services=["n8n"])
+        return wait_ready(self.settings)
 
 
 def _ready(service: str, states: Sequence[ServiceState]) -> bool:

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from n8nctl.adapters.process import run
 from n8nctl.errors import ConfigError, N8nctlError
@@ -148,3 +149,68 @@ class _heartbeat:
 
     def __exit__(self, *exc: object) -> None:
         self._done.set()
+
+
+# -- n8n's CLI on a user folder that no server uses (backup checks, the restore drill) ---------------------
+
+DATA_FOLDER = ".n8n"  # n8n keeps its data in <N8N_USER_FOLDER>/.n8n
+# what a backup leaves out of the user folder: the database (dumped on its own) and n8n's event log
+LEAVE_OUT = ("database.sqlite", "n8nEventLog", "crash.journal")
+QUIET = {
+    "N8N_DIAGNOSTICS_ENABLED": "false",
+    "N8N_VERSION_NOTIFICATIONS_ENABLED": "false",
+    "N8N_PERSONALIZATION_ENABLED": "false",
+    "N8N_DISABLED_MODULES": "mcp-registry",
+    "N8N_SECURE_COOKIE": "false",
+    "N8N_LISTEN_ADDRESS": "127.0.0.1",
+    "EXECUTIONS_DATA_PRUNE": "false",
+}
+
+
+def user_folder_env(user_folder: Path, **extra: str) -> dict[str, str]:
+    """n8n on `user_folder` alone: no N8N_*/DB_* setting of this shell reaches it, so it uses the key
+    in that folder's config and its SQLite database, never the live instance's."""
+    env = {k: v for k, v in node_env().items() if not k.startswith(("N8N_", "DB_", "EXECUTIONS_"))}
+    return {**env, **QUIET, "N8N_USER_FOLDER": str(user_folder), **extra}
+
+
+def count_decrypted(output: str) -> int:
+    """How many credentials n8n's `export:credentials --decrypted` output holds, each with its data
+    decrypted (an object); the output is dropped, never logged."""
+    credentials = json_array(output)
+    undecrypted = [c for c in credentials if not isinstance(c.get("data"), dict) or not c["data"]]
+    if undecrypted:
+        raise N8nctlError(
+            f"{len(undecrypted)} of n8n's {len(credentials)} credentials did not decrypt",
+            fix="Use a backup whose key opens its credentials.",
+        )
+    return len(credentials)
+
+
+def json_array(output: str) -> list[dict[str, Any]]:
+    """The JSON array n8n wrote among its log lines."""
+    decoder = json.JSONDecoder()
+    for index in (i for i, char in enumerate(output) if char == "[" and (i == 0 or output[i - 1] == "\n")):
+        try:
+            value, _ = decoder.raw_decode(output, index)
+        except ValueError:
+            continue
+        if isinstance(value, list) and all(isinstance(item, dict) for item in value):
+            return value
+    raise N8nctlError("n8n exported no readable credential list", fix="See n8n's output with -vv.")
+
+
+def migration_of(database: Path) -> str:
+    """The newest migration recorded in an n8n SQLite database."""
+    import sqlite3
+
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        row = connection.execute("SELECT name FROM migrations ORDER BY timestamp DESC LIMIT 1").fetchone()
+    except sqlite3.DatabaseError:
+        raise N8nctlError(f"{database.name} is not an n8n database", fix="Use another backup.") from None
+    finally:
+        connection.close()
+    if row is None:
+        raise N8nctlError(f"{database.name} has no n8n migrations", fix="Use another backup.")
+    return str(row[0])

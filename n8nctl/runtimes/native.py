@@ -9,21 +9,45 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
+import sqlite3
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
+from secrets import token_urlsafe
+from typing import Any, Literal
 
-from n8nctl.adapters import probe
-from n8nctl.adapters.process import lines, run
+from pydantic import SecretStr
+
+from n8nctl.adapters.process import background, lines, run
 from n8nctl.envfile import write_private
 from n8nctl.errors import N8nctlError, NotFoundError
-from n8nctl.health import probe_services
-from n8nctl.render import native_context, render_native, write_stack
-from n8nctl.runtimes import HEALTH_TIMEOUT, Progress, Runtime, ServiceState, Started
-from n8nctl.runtimes.n8n_npm import ensure_n8n, node_bin_dir
+from n8nctl.runtimes import (
+    HEALTH_TIMEOUT,
+    ActiveStack,
+    N8nDump,
+    Progress,
+    Runtime,
+    ServiceState,
+    Started,
+    free_port,
+    wait_ready,
+)
+from n8nctl.runtimes.n8n_npm import (
+    DATA_FOLDER,
+    LEAVE_OUT,
+    ensure_n8n,
+    migration_of,
+    n8n_command,
+    node_bin_dir,
+    user_folder_env,
+)
 from n8nctl.runtimes.native_queue import SQLITE, QueueMode, Worker, guard_database, record_database, workers
 from n8nctl.wait import until
 
@@ -36,6 +60,8 @@ FAILED = ("FATAL", "BACKOFF", "EXITED")
 
 class NativeRuntime(Runtime):
     name = "native"
+    _cleanup: ExitStack  # a drill copy's: what `serve_n8n` started
+    _serving = False  # n8n's own PostgreSQL started alone by `_n8n_database`
 
     @property
     def conf(self) -> Path:
@@ -44,6 +70,10 @@ class NativeRuntime(Runtime):
     @property
     def pidfile(self) -> Path:
         return self.settings.state_dir / "run" / "supervisord.pid"
+
+    @property
+    def socket(self) -> Path:
+        return self.settings.state_dir / "run" / "supervisor.sock"
 
     @property
     def log_dir(self) -> Path:
@@ -79,6 +109,8 @@ class NativeRuntime(Runtime):
     # -- up ------------------------------------------------------------------------------------------
 
     def start(self, progress: Progress) -> Started:
+        from n8nctl.render import native_context, render_native, write_stack
+
         secrets = self.queue.secret_env() if self.queue else self._encryption_key()
         n8n_folder, database = (
             self.settings.state_dir / "n8n",
@@ -157,6 +189,8 @@ class NativeRuntime(Runtime):
         write_private(self._secrets_file, self._fingerprint(secrets) + "\n")
 
     def wait_healthy(self, timeout: float = HEALTH_TIMEOUT) -> None:
+        from n8nctl.health import probe_services
+
         deadline = time.monotonic() + timeout
         while True:
             states = self.states()
@@ -191,23 +225,15 @@ class NativeRuntime(Runtime):
         )
 
     def states(self) -> list[ServiceState]:
+        from n8nctl.adapters import probe
+        from n8nctl.adapters.supervisor import program_states
+
         if self.pid() is None:
             return []
-        # supervisorctl status exits 3 when a program is not running: a state like any other here
-        output = run(
-            [BIN / "supervisorctl", "-c", self.conf, "status"],
-            what="supervisorctl status failed",
-            fix=f"See {self.log_dir / 'supervisord.log'}.",
-            timeout=30,
-            ok_codes=(0, 3),
-        )
+        programs = program_states(self.socket, fix=f"See {self.log_dir / 'supervisord.log'}.")
         health = {worker.name: worker.health_url for worker in self.workers}
         states = []
-        for line in output.splitlines():
-            parts = line.split()
-            if len(parts) < 2:
-                continue
-            name, state = parts[0], parts[1]
+        for name, state in programs.items():
             service = WORKER if name in health else name
             if service not in self.programs:
                 continue
@@ -272,3 +298,155 @@ class NativeRuntime(Runtime):
 
     def follow(self, services: Sequence[str], *, tail: int) -> Iterator[str]:
         return lines(["tail", "-n", str(tail), "-F", *map(str, self._log_files(services))])
+
+    # -- backup and restore --------------------------------------------------------------------------------
+
+    @property
+    def n8n_folder(self) -> Path:
+        """N8N_USER_FOLDER of the n8n program; n8n keeps its data in .n8n/ inside it."""
+        return self.settings.state_dir / "n8n"
+
+    @property
+    def n8n_database(self) -> Literal["sqlite", "postgres"]:
+        return "postgres" if self.queue else "sqlite"
+
+    def dump_n8n(self, dest: Path) -> N8nDump:
+        from n8nctl.backup.archive import pack
+
+        data = self.n8n_folder / DATA_FOLDER
+        if self.queue:
+            database = dest / "database.pgdump"
+            self._postgres("pg_dump", "-Fc", "-f", str(database), what="pg_dump of n8n's database failed")
+            database.chmod(0o600)
+        else:
+            database = dest / "database.sqlite"
+            self._sqlite_backup(data / "database.sqlite", database)
+        user_folder = dest / "user-folder.tar"
+        pack(data, user_folder, leave_out=LEAVE_OUT)
+        return N8nDump(database, user_folder, self._migration(database))
+
+    @staticmethod
+    def _sqlite_backup(live: Path, database: Path) -> None:
+        if not live.exists():
+            raise NotFoundError(f"no n8n database at {live}", fix="Start the stack once: n8nctl up.")
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        # SQLite's online backup API: one consistent snapshot while n8n keeps writing (a copy of the
+        # file could catch a write half done, or miss what is still in the -wal file)
+        source, target = sqlite3.connect(live, timeout=30), sqlite3.connect(database)
+        try:
+            source.backup(target)
+        finally:
+            source.close()
+            target.close()
+
+    def _migration(self, database: Path) -> str:
+        if not self.queue:
+            return migration_of(database)
+        query = "SELECT name FROM migrations ORDER BY timestamp DESC LIMIT 1"
+        newest = self._postgres("psql", "-Atc", query, what="reading n8n's migrations failed").strip()
+        return newest or "none"
+
+    def _postgres(self, tool: str, *args: str, what: str) -> str:
+        """A PostgreSQL client program on n8n's database (queue mode), served while it runs."""
+        assert self.queue is not None
+        with self._n8n_database():
+            return run(
+                [self.queue.tool(tool), *args], what=what, env=self.queue.libpq_env(), timeout=3600,
+                fix="See PostgreSQL's message above (-vv); is the stack's database reachable?",
+            )  # fmt: skip
+
+    @contextmanager
+    def _n8n_database(self) -> Iterator[None]:
+        """n8n's database answering while the block runs. SQLite, a configured PostgreSQL, or the stack
+        running: nothing to do; the stack's own PostgreSQL with the stack down (a restore, a drill copy):
+        started alone on its data for the block."""
+        own = self.queue is not None and self.queue.own_postgres
+        if not own or self._serving or self.pid() is not None:
+            yield
+            return
+        assert self.queue is not None
+        self._serving = True
+        try:
+            with self.queue.serving_postgres(lambda message: None):
+                yield
+        finally:
+            self._serving = False
+
+    def _n8n_env(self, **extra: str) -> dict[str, str]:
+        """n8n on this stack's user folder alone, on its database (queue mode: the PostgreSQL, without
+        the queue: a CLI command or a drill's n8n needs no Redis)."""
+        database = {}
+        if self.queue:
+            database = {k: v for k, v in self.queue.n8n_env().items() if k.startswith("DB_")}
+            database["DB_POSTGRESDB_PASSWORD"] = self.queue.postgres.password
+        return user_folder_env(self.n8n_folder, **database, **extra)
+
+    def restore_n8n(self, dump: N8nDump) -> None:
+        """The n8n folder there was is kept beside it as n8n.before-restore-<UTC time>; PostgreSQL's
+        objects are replaced by the dump's (pg_restore --clean)."""
+        from n8nctl.backup.archive import unpack
+
+        if self.n8n_folder.exists():
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            self.n8n_folder.rename(self.n8n_folder.with_name(f"n8n.before-restore-{stamp}"))
+        data = self.n8n_folder / DATA_FOLDER
+        unpack(dump.user_folder, data)
+        self.n8n_folder.chmod(0o700)
+        if self.queue:
+            self._postgres(
+                "pg_restore", "--clean", "--if-exists", "--no-owner", "--exit-on-error",
+                f"--dbname={self.queue.postgres.database}", str(dump.database),
+                what="pg_restore of n8n's database failed",
+            )  # fmt: skip
+            return
+        shutil.copyfile(dump.database, data / "database.sqlite")
+        (data / "database.sqlite").chmod(0o600)
+
+    def encryption_key(self) -> str:
+        try:
+            config = json.loads((self.n8n_folder / DATA_FOLDER / "config").read_text())
+            return str(config["encryptionKey"])
+        except (FileNotFoundError, ValueError, KeyError):
+            return self.settings.n8n_encryption_key.get_secret_value()
+
+    def n8n_cli(self, *args: str, what: str) -> str:
+        command = [*n8n_command(ensure_n8n(self.settings, lambda message: None)), *args]
+        with self._n8n_database():
+            return run(command, what=what, fix="See n8n's output with -vv.", env=self._n8n_env(), timeout=600)
+
+    @contextmanager
+    def drill_copy(self, work: Path) -> Iterator[Runtime]:
+        """Queue mode: the copy's own scratch PostgreSQL (the configured server, or the stack's, is never
+        touched), in a folder of its own that PostgreSQL's user may reach, running while the copy lives."""
+        with ExitStack() as cleanup:
+            update: dict[str, Any] = {"n8n_port": free_port(), "n8n_runners_broker_port": free_port()}
+            if self.queue:
+                state = Path(tempfile.mkdtemp(prefix="n8nctl-drill-pg-"))
+                cleanup.callback(shutil.rmtree, state, ignore_errors=True)
+                update |= {
+                    "n8n_database_url": SecretStr(""),
+                    "postgres_port": free_port(),
+                    "postgres_password": SecretStr(token_urlsafe(24)),
+                }
+            else:
+                state = work
+            settings = self.settings.model_copy(update={**update, "n8nctl_state_dir": state})
+            copy = NativeRuntime(settings, ActiveStack("native", "drill", queue=self.queue is not None))
+            copy._cleanup = cleanup
+            cleanup.enter_context(copy._n8n_database())
+            yield copy
+
+    def serve_n8n(self) -> float:
+        """n8n alone, outside supervisord, on the copy's ports; stopped when the drill copy closes."""
+        env = self._n8n_env(
+            N8N_PORT=str(self.settings.n8n_port),
+            N8N_RUNNERS_BROKER_PORT=str(self.settings.n8n_runners_broker_port),
+        )
+        command = [*n8n_command(ensure_n8n(self.settings, lambda message: None)), "start"]
+        self._cleanup.enter_context(
+            background(command, log_file=self.settings.state_dir / "n8n.log", env=env)
+        )
+        return wait_ready(self.settings)
+
+    def stop_for_restore(self) -> None:
+        self.down()

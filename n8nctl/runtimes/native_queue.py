@@ -16,12 +16,13 @@ import pwd
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from n8nctl.adapters.process import run
+from n8nctl.adapters.process import background, run
 from n8nctl.envfile import write_private
 from n8nctl.errors import ConfigError, N8nctlError, UnreachableError
 from n8nctl.runtimes import Progress
@@ -217,6 +218,44 @@ class QueueMode:
             server = shutil.which(REDIS_SERVER) or "/usr/bin/redis-server"
             context["redis"] = {"bin": server, "dir": self.redis_dir, "port": self.settings.redis_port}
         return context
+
+    def libpq_env(self) -> dict[str, str]:
+        """pg_dump's, pg_restore's and psql's environment for n8n's database: the password reaches them
+        here, never on a command line."""
+        db = self.postgres
+        return {
+            **os.environ,
+            "PGHOST": db.host,
+            "PGPORT": str(db.port),
+            "PGUSER": db.user,
+            "PGPASSWORD": db.password,
+            "PGDATABASE": db.database,
+            "PGSSLMODE": "require" if db.tls else "prefer",
+        }
+
+    def tool(self, name: str) -> str:
+        """A PostgreSQL client program (pg_dump, pg_restore, psql) of the server's major version."""
+        return str(Path(postgres_bin(self.postgres_dir)).with_name(name))
+
+    @contextmanager
+    def serving_postgres(self, progress: Progress) -> Iterator[None]:
+        """The stack's own PostgreSQL alone on its data while the block runs, initialised when there is
+        none (a restore on a new host, a drill copy); for when supervisord, which runs it with the
+        stack, does not. A configured server (N8N_DATABASE_URL) is used as it is."""
+        if not self.own_postgres:
+            self.check_postgres()
+            yield
+            return
+        self._init_postgres(progress)
+        command: list[str | Path] = [
+            postgres_bin(self.postgres_dir), "-D", self.postgres_dir, "-p", str(self.settings.postgres_port),
+            "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
+        ]  # fmt: skip
+        log_dir = self.settings.state_dir / "logs"
+        log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with background(command, log_file=log_dir / "postgres.log", env=os.environ, user=postgres_os_user()):
+            self.check_postgres()
+            yield
 
     # -- before supervisord starts them --------------------------------------------------------------
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from n8nctl.contract import callback_body
@@ -139,7 +138,15 @@ def answering() -> Iterator[None]:
 
 def dialect_insert(conn: Connection, table: sa.Table) -> Any:
     """The dialect's INSERT, for ON CONFLICT (same SQL on SQLite and PostgreSQL)."""
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+    # the dialect's own module: sqlalchemy.dialects.postgresql alone imports every PostgreSQL driver's
+    # dialect, which operator commands on SQLite never need
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)
 
 
 def serialize(conn: Connection, key: int) -> None:

@@ -101,6 +101,20 @@ class Dispatch(StoreBase):
                     .values(lease_until=now + lease, dispatch_attempts=jobs.c.dispatch_attempts + 1)
                 ).rowcount:
                     claimed.append({**job, "dispatch_attempts": job["dispatch_attempts"] + 1})
+                    if job["lease_until"] is not None:
+                        # an earlier claim expired unresolved (its bridge died, or hung, between
+                        # claiming and recording n8n's answer): n8n may have this job already
+                        add_audit(
+                            conn,
+                            job,
+                            "redispatch",
+                            source="bridge",
+                            status="pending",
+                            details={
+                                "attempt": job["dispatch_attempts"] + 1,
+                                "previous_claim_expired_at": job["lease_until"].isoformat(),
+                            },
+                        )
         for job in claimed:
             busy[job["workflow_key"]] = busy.get(job["workflow_key"], 0) + 1
         return Claim(claimed, {key for key, cap in caps.items() if busy.get(key, 0) >= cap}, ended)
@@ -129,6 +143,20 @@ class Dispatch(StoreBase):
                     source="bridge",
                     status="running",
                     details={"execution_id": execution_id},
+                )
+                return
+            # n8n's result came before its answer to the dispatch (the workflow ran faster than the
+            # bridge recorded the answer): the job stays as the result left it; the trail still shows
+            # the dispatch and its execution_id
+            status = conn.execute(sa.select(jobs.c.status).where(jobs.c.job_id == job["job_id"])).scalar()
+            if status is not None and status not in ACTIVE:
+                add_audit(
+                    conn,
+                    job,
+                    "dispatched",
+                    source="bridge",
+                    status=status,
+                    details={"execution_id": execution_id, "job_already": status},
                 )
 
     def mark_dispatch_failed(self, job: Row, *, retry_at: datetime, error: str) -> None:

@@ -14,10 +14,22 @@ from n8nctl.store.core import (
     StoreBase,
     SubmitOutcome,
     audit_row,
-    dialect_insert,
     utcnow,
 )
+from n8nctl.store.prebound import PreboundInsert
 from n8nctl.store.schema import Row, audit_events, deliveries, jobs
+
+# The rows of a group commit, sent by the driver (store/prebound.py). A job_id stored by a concurrent
+# transaction between the batch's read and its insert is skipped by ON CONFLICT, and makes the batch
+# run again (PostgreSQL with several bridge processes; SQLite's writer lock makes it impossible).
+JOB_INSERT = PreboundInsert(jobs, ignore_conflict_on="job_id")
+AUDIT_INSERT = PreboundInsert(audit_events, skip=("id",))
+BATCH_ATTEMPTS = 5
+STORED_IDS = sa.select(jobs.c.job_id).where(jobs.c.job_id.in_(sa.bindparam("ids", expanding=True)))
+
+
+class _Raced(Exception):
+    """Another transaction stored one of the batch's job_ids after the batch read them."""
 
 
 class Jobs(StoreBase):
@@ -25,8 +37,10 @@ class Jobs(StoreBase):
         """Insert many new jobs in one transaction (group commit). Existing job_ids are returned as
         stored, so the caller decides between 200 (same request) and 409 (different request).
 
-        INSERT ... ON CONFLICT DO NOTHING, then a re-read of the job_ids it skipped: a job stored by a
-        concurrent transaction (another bridge process on PostgreSQL) is a replay, not an error."""
+        One read of the batch's job_ids, then one insert of the new ones in job_id order (two
+        overlapping batches lock keys in one order: no deadlock on PostgreSQL). A job stored by a
+        concurrent transaction (another bridge process) is a replay, not an error: the batch runs
+        again and finds it stored."""
         now = utcnow()
         fresh: dict[str, Row] = {}  # first occurrence of each job_id in the batch
         for item in batch:
@@ -41,19 +55,35 @@ class Jobs(StoreBase):
                     "dispatch_attempts": 0,
                 },
             )
+        for attempt in range(1, BATCH_ATTEMPTS + 1):
+            try:
+                stored = self._insert_new(fresh)
+                break
+            except _Raced:
+                if attempt == BATCH_ATTEMPTS:
+                    raise RuntimeError(f"job_ids raced with other transactions {attempt} times") from None
+        outcomes: list[SubmitOutcome] = []
+        for item in batch:
+            job_id = item.row["job_id"]
+            if job_id in stored:
+                outcomes.append(SubmitOutcome(False, stored[job_id]))
+            else:
+                outcomes.append(SubmitOutcome(True, fresh[job_id]))
+                stored[job_id] = fresh[job_id]  # a repeat later in this batch is a replay of this one
+        return outcomes
+
+    def _insert_new(self, fresh: dict[str, Row]) -> dict[str, Row]:
+        """Insert the jobs of `fresh` not stored yet, with their audit rows; the stored ones."""
         with self._write() as conn:
-            insert = dialect_insert(conn, jobs).on_conflict_do_nothing(index_elements=[jobs.c.job_id])
-            # One multi-row statement; job_id order so two overlapping batches lock keys in one order
-            # (no deadlock on PostgreSQL).
-            rows = sorted(fresh.values(), key=lambda row: str(row["job_id"]))
-            inserted = set(conn.execute(insert.returning(jobs.c.job_id), rows).scalars())
-            skipped = fresh.keys() - inserted  # stored before, maybe a moment ago by another process
-            query = sa.select(jobs).where(jobs.c.job_id.in_(skipped))
-            stored = {r["job_id"]: dict(r) for r in conn.execute(query).mappings()} if skipped else {}
-            created = [row for job_id, row in fresh.items() if job_id in inserted]
+            found = conn.execute(STORED_IDS, {"ids": list(fresh)}).scalars().all()
+            query = sa.select(jobs).where(jobs.c.job_id.in_(found))
+            stored = {r["job_id"]: dict(r) for r in conn.execute(query).mappings()} if found else {}
+            created = [fresh[job_id] for job_id in sorted(fresh) if job_id not in stored]
             if created:
-                conn.execute(
-                    audit_events.insert(),
+                if JOB_INSERT.execute(conn, created) != len(created):
+                    raise _Raced  # the transaction rolls back; nothing of this batch is stored
+                AUDIT_INSERT.execute(
+                    conn,
                     [
                         audit_row(
                             row,
@@ -66,16 +96,7 @@ class Jobs(StoreBase):
                         for row in created
                     ],
                 )
-        outcomes: list[SubmitOutcome] = []
-        for item in batch:
-            job_id = item.row["job_id"]
-            if job_id in inserted:
-                inserted.discard(job_id)  # a repeat later in this batch is a replay of this one
-                outcomes.append(SubmitOutcome(True, fresh[job_id]))
-                stored[job_id] = fresh[job_id]
-            else:
-                outcomes.append(SubmitOutcome(False, stored[job_id]))
-        return outcomes
+        return stored
 
     def get_job(self, job_id: str) -> Row | None:
         with self._read() as conn:

@@ -30,24 +30,37 @@ def migrate(url: str) -> None:
 
 @dataclass
 class FakeN8n:
-    """n8n's webhook: records dispatches, answers `status` (202 with an execution id by default)."""
+    """n8n's webhook: records dispatches, answers `status` (202 with an execution id by default).
+    Its public API stops executions and answers GET /api/v1/executions/{id} with `executions[id]`
+    (set to `running` at dispatch; a test ends one by setting n8n's status; 404 for ids it never
+    gave), recording each look-up in `looked_up`."""
 
     status: int = 202
     up: bool = True
     calls: list[dict[str, Any]] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
+    executions: dict[str, str] = field(default_factory=dict)
+    looked_up: list[str] = field(default_factory=list)
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if not self.up:
             raise httpx.ConnectError("connection refused", request=request)
         if request.url.path.startswith("/api/v1/executions/"):
-            self.stopped.append(request.url.path.split("/")[4])
-            return httpx.Response(200, json={"id": request.url.path.split("/")[4]})
+            execution_id = request.url.path.split("/")[4]
+            if request.method == "GET":
+                self.looked_up.append(execution_id)
+                if execution_id not in self.executions:
+                    return httpx.Response(404, json={"message": "Not Found"})
+                return httpx.Response(200, json={"id": execution_id, "status": self.executions[execution_id]})
+            self.stopped.append(execution_id)
+            return httpx.Response(200, json={"id": execution_id})
         if request.url.path == "/healthz/readiness":
             return httpx.Response(200, json={"status": "ok"})
         payload = json.loads(request.content)
         self.calls.append({"path": request.url.path, "headers": dict(request.headers), "payload": payload})
-        return httpx.Response(self.status, json={"executionId": str(1000 + len(self.calls))})
+        execution_id = str(1000 + len(self.calls))
+        self.executions[execution_id] = "running"
+        return httpx.Response(self.status, json={"executionId": execution_id})
 
 
 @dataclass
@@ -143,11 +156,13 @@ def start_bridge(
         registry_: Registry | None = None,
         real_callbacks: bool = False,
         dns: Dns | None = None,
+        n8n: FakeN8n | None = None,
         **overrides: Any,
     ) -> AsyncIterator[Harness]:
         """`real_callbacks`: callbacks go over real sockets through the bridge's own transport (the
-        outbound policy, pinning, deadlines), to servers the test runs on 127.0.0.1."""
-        n8n, receiver, dns = FakeN8n(), Receiver(), dns or Dns()
+        outbound policy, pinning, deadlines), to servers the test runs on 127.0.0.1. `n8n`: one n8n
+        for several bridges (replicas), or one that already ran executions."""
+        n8n, receiver, dns = n8n or FakeN8n(), Receiver(), dns or Dns()
         settings = make_settings(**overrides)
         migrate(settings.database_url)  # as `n8nctl up` does: a bridge never migrates as it starts
         app = create_app(

@@ -9,7 +9,7 @@ from datetime import timedelta
 import httpx
 import standardwebhooks
 
-from tests.conftest import CALLBACK_KEYS, eventually, job_body
+from tests.conftest import CALLBACK_KEYS, eventually, holds, job_body
 
 
 def _pipeline(**overrides):
@@ -314,3 +314,26 @@ async def test_metrics_count_intake_dispatch_results_deliveries_and_latency(star
             "bridge_callbacks_dead 0.0",
         ):
             assert line in text, f"{line!r} not in /metrics"
+
+
+async def test_a_second_result_of_one_job_is_audited_and_never_delivered(start_bridge):
+    """n8n can run one webhook call twice: the first result finishes the job; the second, from
+    another execution, is recorded as late_result with its execution_id, and FlowBiz gets one callback."""
+    async with start_bridge() as h:
+        body = job_body()
+        await h.submit(body)
+        await eventually(lambda: h.n8n.calls)
+        assert (await h.result(body["job_id"], execution_id="1001")).json()["recorded"] == "finished"
+        second = await h.result(body["job_id"], execution_id="1002", outputs={"ok": "again"})
+        assert second.json()["recorded"] == "late"
+        await eventually(lambda: _delivered(h, body["job_id"]), what="the one callback delivered")
+        await holds(lambda: len(h.receiver.received) == 1, duration=0.5, what="one callback")
+        assert h.receiver.bodies()[0]["execution_id"] == "1001"
+        audit = h.app.state.bridge.store.audit_for(body["job_id"])
+        late = [e for e in audit if e["action"] == "late_result"]
+        assert [e["details"] for e in late] == [
+            {"reported_status": "success", "execution_id": "1002", "error_code": None}
+        ]
+        assert [e["action"] for e in audit].count("scored") == 2, "the second run's own audit is kept"
+        metrics = (await h.client.get("/metrics")).text
+        assert 'bridge_n8n_results_total{recorded="late",status="success"} 1.0' in metrics

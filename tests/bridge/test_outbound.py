@@ -69,6 +69,18 @@ async def test_a_global_https_url_is_accepted_and_an_allowed_internal_host_too(s
         assert plain.json()["error_code"] == "CALLBACK_URL_NOT_ALLOWED"
 
 
+async def test_an_admitted_callback_url_is_reused_for_a_while_and_a_refusal_never(start_bridge):
+    """Admission is an early answer (every attempt checks where it connects): the same callback_url
+    is resolved once for many jobs, a refused one at each job."""
+    async with start_bridge(workers=False, bridge_environment="production", dns=_dns()) as h:
+        for _ in range(3):
+            assert (await h.submit(job_body(callback_url="https://flowbiz.example/cb"))).status_code == 202
+            refused = await h.submit(job_body(callback_url="https://internal.flowbiz.test/cb"))
+            assert refused.json()["error_code"] == "CALLBACK_URL_NOT_ALLOWED"
+        assert h.dns.lookups.count("flowbiz.example") == 1
+        assert h.dns.lookups.count("internal.flowbiz.test") == 3
+
+
 def test_production_opens_no_loopback_by_default_and_development_does():
     production = Settings(_env_file=None)  # type: ignore[call-arg]
     assert production.bridge_environment == "production"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from n8nctl.cli import reference
 from tests.conftest import PROJECT
 
@@ -35,6 +37,38 @@ def test_help_does_not_import_heavy_modules():
         "CliRunner().invoke(cli, ['--help']); "
         "print(sorted(m for m in ('sqlalchemy','boto3','python_on_whales','fastapi','pydantic_settings') "
         "if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("imported", "forbidden"),
+    [
+        # kill: from the command to the switch's commit (docs/PERFORMANCE.md: under 1 s with both
+        # cores busy); HTTP and n8n's side come after the switch is set
+        (
+            "n8nctl.cli.killswitch n8nctl.killswitch n8nctl.runtimes.native",
+            "httpx jinja2 jsonschema fastapi boto3 python_on_whales supervisor alembic",
+        ),
+        # status: store, HTTP probes and supervisord's socket, nothing that renders or starts a stack
+        (
+            "n8nctl.cli.stack n8nctl.stack n8nctl.monitoring n8nctl.runtimes.native "
+            "n8nctl.adapters.supervisor",
+            "jinja2 jsonschema fastapi boto3 python_on_whales supervisor alembic",
+        ),
+    ],
+    ids=["kill", "status"],
+)
+def test_incident_commands_import_only_what_they_use(imported: str, forbidden: str) -> None:
+    """One pattern keeps them fast: a module imports a heavy library at its top only when every use of
+    the module needs it; otherwise the function that needs it imports it (ADR 60). The registry is
+    loaded too: both commands read it."""
+    code = (
+        f"import sys, importlib; [importlib.import_module(m) for m in {imported.split()!r}]; "
+        "from n8nctl.registry import load_registry; "
+        f"load_registry(__import__('pathlib').Path({str(PROJECT / 'workflows' / 'registry.json')!r})); "
+        f"print(sorted(m for m in {forbidden.split()!r} if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

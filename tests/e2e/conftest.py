@@ -23,11 +23,12 @@ import pytest
 
 from n8nctl.adapters.bridge_client import BridgeClient
 from n8nctl.settings import Settings
-from tests.harness import Receiver, clean_env, free_port, n8nctl
+from tests.harness import Receiver, clean_env, free_port, free_ports, n8nctl
 
 PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 UP_TIMEOUT = 1500  # a cold n8n install on a slow registry; `up` itself reports progress meanwhile
+WORKERS = ("n8n-worker-1", "n8n-worker-2")  # the queue stack's n8n workers (supervisord programs)
 
 SLOW_ECHO = {
     "template": "templates/slow_echo.json",
@@ -56,8 +57,11 @@ class Stack:
     up_output: str
     up_seconds: float
 
-    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return n8nctl(*args, env=self.env, cwd=self.project, timeout=timeout)
+    def cli(
+        self, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`n8nctl ARGS` in the project; `env` adds to (or overrides) the stack's environment."""
+        return n8nctl(*args, env={**self.env, **(env or {})}, cwd=self.project, timeout=timeout)
 
     def cli_json(self, *args: str) -> Any:
         done = self.cli(*args, "--json")
@@ -108,7 +112,7 @@ def _project(workflows: dict[str, dict[str, Any]]) -> Path:
     shutil.copy(Path(__file__).with_name("workflows") / "slow_echo.json", project / "workflows" / "templates")
     registry_file = project / "workflows" / "registry.json"
     registry = json.loads(registry_file.read_text())
-    registry["workflows"]["slow_echo"] = SLOW_ECHO
+    registry["workflows"]["slow_echo"] = dict(SLOW_ECHO)  # a copy: `workflows` may change it
     for key, fields in workflows.items():
         registry["workflows"][key].update(fields)
     registry_file.write_text(json.dumps(registry, indent=2))
@@ -172,9 +176,36 @@ def running_stack(
         shutil.rmtree(project, ignore_errors=True)
 
 
+# The e2e stacks reconcile 5 s past a job's expected duration (default 60 s): every test's running
+# executions (waiting ones included) go through it and must be left alone.
+RECONCILE_SOON = {"BRIDGE_RECONCILE_GRACE_SECONDS": "5"}
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    with running_stack("e2e") as stack:
+    with running_stack("e2e", **RECONCILE_SOON) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def queue_stack() -> Iterator[Stack]:
+    """Native queue mode: the stack's own PostgreSQL and Redis, n8n main and two workers (ADR 41)."""
+    with running_stack(
+        "e2eq",
+        workflows={
+            # the bridge may feed the workers as much as they take (2 x N8NCTL_WORKER_CONCURRENCY)
+            "tiktok_live_helper": {"max_concurrency": 20},
+            # deadlines far beyond n8n's own failure detection (tests/e2e/test_reconcile_e2e.py)
+            "slow_echo": {"max_timeout_seconds": 600},
+        },
+        N8NCTL_QUEUE_MODE="true",
+        N8NCTL_WORKERS=str(len(WORKERS)),
+        N8NCTL_WORKER_BASE_PORT=str(free_ports(2 * len(WORKERS))),
+        POSTGRES_PORT=str(free_port()),
+        REDIS_PORT=str(free_port()),
+        **RECONCILE_SOON,
+    ) as stack:
+        print(f"up with 2 workers, cold PostgreSQL and Redis, to healthy: {stack.up_seconds:.1f} s")
         yield stack
 
 

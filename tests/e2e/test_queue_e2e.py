@@ -15,31 +15,14 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Stack, receiving, running_stack
+from tests.e2e.conftest import WORKERS, Stack, receiving
 from tests.e2e.test_n8n_e2e import callback_of, submit
-from tests.harness import Receiver, free_port, free_ports, secret_values, wait_until
+from tests.harness import Receiver, secret_values, wait_until
 
 pytestmark = pytest.mark.n8n
 
-WORKERS = ("n8n-worker-1", "n8n-worker-2")
 COMMENTS = {"stream_id": "q", "comments": [{"user": "ana", "text": "How much is the red one?"}]}
 CAMPAIGN = {"campaign": "Queue", "plan": "- one\n- two", "start_date": "2026-12-01", "channels": ["tiktok"]}
-
-
-@pytest.fixture(scope="module")
-def queue_stack() -> Iterator[Stack]:
-    with running_stack(
-        "e2eq",
-        # the bridge may feed the workers as much as they take (2 x N8NCTL_WORKER_CONCURRENCY)
-        workflows={"tiktok_live_helper": {"max_concurrency": 20}},
-        N8NCTL_QUEUE_MODE="true",
-        N8NCTL_WORKERS="2",
-        N8NCTL_WORKER_BASE_PORT=str(free_ports(2 * len(WORKERS))),
-        POSTGRES_PORT=str(free_port()),
-        REDIS_PORT=str(free_port()),
-    ) as stack:
-        print(f"up with 2 workers, cold PostgreSQL and Redis, to healthy: {stack.up_seconds:.1f} s")
-        yield stack
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import json
 
 import pytest
 
+from tests.bridge.conftest import FakeN8n
 from tests.bridge.test_api import (  # noqa: F401  (collected here, on PostgreSQL)
     test_accepts_job_with_202_and_stores_it,
     test_cancel_pending_job_then_cancel_again_is_409,
@@ -32,6 +33,11 @@ from tests.bridge.test_flow import (  # noqa: F401
     test_pending_job_of_a_killed_workflow_fails_with_workflow_killed,
     test_result_before_dispatch_is_recorded_is_kept,
     test_result_is_delivered_signed_with_the_exact_contract,
+)
+from tests.bridge.test_reconcile import (  # noqa: F401
+    prompt,
+    test_an_execution_that_ended_without_a_result_fails_the_job_and_frees_its_slot,
+    test_at_start_every_running_job_is_checked_though_not_overdue,
 )
 from tests.conftest import eventually, job_body
 
@@ -91,3 +97,43 @@ async def test_two_bridges_run_each_job_once_and_deliver_each_callback_once(star
         )
         delivered = [json.loads(raw)["job_id"] for r in (one.receiver, two.receiver) for _, raw in r.received]
         assert sorted(delivered) == sorted(finished)
+
+
+async def test_replicas_starting_together_check_each_running_job_once(start_bridge, registry):
+    """Both replicas check every running job as they start; the claim's row lock and lease give
+    each job to one of them: n8n is asked about each execution once, and each lost job fails once."""
+    wide = registry.model_copy(
+        update={
+            "workflows": {
+                **registry.workflows,
+                "content_pipeline": registry.workflows["content_pipeline"].model_copy(
+                    update={"max_concurrency": 40}
+                ),
+            }
+        }
+    )
+    n8n = FakeN8n()
+    bodies = [
+        job_body(workflow_key="content_pipeline", inputs={"campaign": "c", "plan": "p"}) for _ in range(40)
+    ]
+    async with start_bridge(n8n=n8n, registry_=wide) as h:
+        for body in bodies:
+            assert (await h.submit(body)).status_code == 202
+        store = h.app.state.bridge.store
+        await eventually(
+            lambda: len(store.list_jobs(status="running", limit=100)) == 40, timeout=10, what="40 running"
+        )
+    for execution_id in list(n8n.executions)[::2]:
+        n8n.executions[execution_id] = "crashed"  # half of them died while no bridge ran
+
+    async with start_bridge(n8n=n8n, registry_=wide) as one, start_bridge(n8n=n8n, registry_=wide) as two:
+        store = one.app.state.bridge.store
+        await eventually(
+            lambda: len(store.list_jobs(status="failed", limit=100)) == 20, timeout=10, what="20 failed"
+        )
+        await eventually(lambda: len(n8n.looked_up) == 40, what="every execution checked")
+        assert sorted(n8n.looked_up) == sorted(n8n.executions), "an execution was checked twice"
+        await eventually(
+            lambda: len(one.receiver.received) + len(two.receiver.received) == 20, what="20 callbacks"
+        )
+        assert all(j["error_code"] == "RESULT_LOST" for j in store.list_jobs(status="failed", limit=100))

@@ -132,6 +132,7 @@ def test_no_secret_value_is_written_into_any_rendered_file(settings_of):
     }
     assert {"n8n_encryption_key", "postgres_password", "nginx_editor_password"} <= set(secret_fields)
     secret_fields["bridge_client_secrets"] = "flowbiz:whsec_c2VjcmV0LWNsaWVudA=="
+    secret_fields["bridge_redis_url"] = "redis://:s3cret-bridge-redis-password@redis:6390/s3cret"
     settings = settings_of(**secret_fields)
     rendered = {
         **render_stack(settings, runtime="compose", prod=False),

@@ -21,6 +21,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from n8nctl.store import NewJob, Store, migrations
+from n8nctl.store.core import EMPTY_JOB, audit_row
+from n8nctl.store.jobs import AUDIT_INSERT, JOB_INSERT
 from n8nctl.store.schema import audit_events, deliveries, jobs, metadata
 from tests.conftest import new_job
 
@@ -76,7 +78,7 @@ def test_migrations_produce_exactly_the_declared_schema(store):
 def test_migrate_twice_is_a_no_op(store):
     store.migrate()
     with store._writer.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0002"
 
 
 def test_sqlite_runs_wal_with_full_sync(tmp_path):
@@ -152,6 +154,17 @@ def test_expired_lease_is_claimed_again_after_a_crash(store):
     again = store.claim_for_dispatch({"content_pipeline": 5}, limit=10, lease=LEASE)
     assert [j["job_id"] for j in again] == ["a"]
     assert again[0]["dispatch_attempts"] == 2 == store.get_job("a")["dispatch_attempts"]
+    redispatched = [e for e in store.audit_for("a") if e["action"] == "redispatch"]
+    assert len(redispatched) == 1 and redispatched[0]["details"]["attempt"] == 2, "a re-dispatch is audited"
+
+
+def test_a_retry_after_a_failed_dispatch_is_no_redispatch(store):
+    store.submit_batch([new_job("a")])
+    [job] = store.claim_for_dispatch({"content_pipeline": 5}, limit=10, lease=LEASE)
+    store.mark_dispatch_failed(job, retry_at=datetime.now(UTC), error="n8n answered HTTP 503")
+    assert len(store.claim_for_dispatch({"content_pipeline": 5}, limit=10, lease=LEASE)) == 1
+    actions = [e["action"] for e in store.audit_for("a")]
+    assert "dispatch_failed" in actions and "redispatch" not in actions
 
 
 def test_duplicate_job_ids_in_one_batch_make_one_row(store):
@@ -164,8 +177,40 @@ def test_times_come_back_aware_utc(store):
     store.submit_batch([new_job("a")])
     accepted = store.get_job("a")["accepted_at"]
     assert accepted.tzinfo is not None and accepted.utcoffset() == timedelta(0)
-    with pytest.raises(sa.exc.StatementError):
+    with pytest.raises(ValueError, match="naive datetime"):  # bound by the column's type, then refused
         store.submit_batch([NewJob({**new_job("b").row, "accepted_at": datetime.now()})])
+
+
+def test_intake_binds_rows_as_sqlalchemy_would(store):
+    """Intake binds its rows itself (n8nctl/store/prebound.py): what it stores is what SQLAlchemy's own
+    insert stores, value for value, on both engines; on SQLite times are sqlite.DATETIME's text."""
+    row = {
+        **EMPTY_JOB,
+        **new_job("prebound").row,
+        "inputs": {"text": "h\u00e9llo", "n": [1, 2.5, None, True]},
+        "metadata": {"user_id": "u-1"},
+        "status": "pending",
+        "updated_at": datetime.now(UTC),
+        "next_dispatch_at": datetime.now(UTC),
+        "dispatch_attempts": 0,
+    }
+    with store._write() as conn:
+        assert JOB_INSERT.execute(conn, [row]) == 1
+        conn.execute(jobs.insert(), [{**row, "job_id": "sqlalchemy"}])
+        event = audit_row(row, "accepted", source="bridge", details={"priority": 5})
+        AUDIT_INSERT.execute(conn, [event])
+        conn.execute(audit_events.insert(), [{**event, "job_id": "sqlalchemy"}])
+    with store._read() as conn:
+        stored = {r[0]: r[1:] for r in conn.exec_driver_sql("SELECT * FROM jobs")}
+        events = {r[1]: r[2:] for r in conn.exec_driver_sql("SELECT * FROM audit_events")}
+        dialect = conn.dialect
+    assert stored["prebound"] == stored["sqlalchemy"]
+    assert events["prebound"] == events["sqlalchemy"]
+    if dialect.name == "sqlite":
+        stamp = sa.dialects.sqlite.DATETIME().bind_processor(dialect)
+        column = [c.name for c in jobs.columns].index("accepted_at") - 1
+        assert stored["prebound"][column] == stamp(row["accepted_at"].replace(tzinfo=None))
+    assert store.get_job("prebound")["inputs"] == row["inputs"]
 
 
 def test_audit_since_reads_in_batches(store):
@@ -232,6 +277,22 @@ def test_fail_active_ends_only_the_asked_jobs_and_queues_their_callbacks(store):
     assert store.get_job("p1")["error_code"] == store.get_job("r1")["error_code"] == "WORKFLOW_KILLED"
     assert {d["job_id"] for d in store.claim_deliveries(limit=10, lease=LEASE)} == {"p1", "r1"}
     assert store.fail_active(["content_pipeline"], error_code="WORKFLOW_KILLED", error_message="x") == []
+
+
+def test_a_result_before_the_dispatch_answer_keeps_the_job_and_still_audits_the_dispatch(store):
+    """n8n may post a job's result before the bridge records n8n's answer to the dispatch."""
+    store.submit_batch([new_job("fast")])
+    claimed = store.claim_for_dispatch({"content_pipeline": 1}, limit=1, lease=LEASE)[0]
+    result = {"job_id": "fast", "execution_id": "exec-7", "status": "success", "outputs": {"n": 1}}
+    result |= {"error_code": None, "error_message": None, "audit": [], "started_at": None}
+    assert store.record_result({**result, "completed_at": None}) == "finished"
+    store.mark_running(claimed, "exec-7")
+    job = store.get_job("fast")
+    assert (job["status"], job["execution_id"]) == ("success", "exec-7"), "the result stands"
+    dispatched = [e for e in store.audit_for("fast") if e["action"] == "dispatched"]
+    assert [(e["status"], e["details"]) for e in dispatched] == [
+        ("success", {"execution_id": "exec-7", "job_already": "success"})
+    ]
 
 
 # -- two bridge processes on one database --------------------------------------------------------------
@@ -327,7 +388,7 @@ def test_migrations_run_together_migrate_once(store_url):
     assert sorted(before) == sorted(["None", *[migrations.head()] * 3]), "exactly one of them migrated"
     store = Store(store_url)
     with store._writer.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == ["0002"]
     store.close()
 
 
@@ -340,3 +401,44 @@ def test_concurrent_kills_of_one_workflow_keep_one_switch(store, replica):
     )
     assert store.switch_states()["tiktok"]["killed"] is True
     assert count(store, audit_events, audit_events.c.action == "killed") == 8
+
+
+def _running(store: Store, count_: int) -> None:
+    """`count_` content_pipeline jobs dispatched a minute ago, running as executions e0, e1, ..."""
+    store.submit_batch([new_job(f"r{i}", offset=-60) for i in range(count_)])
+    for job in store.claim_for_dispatch({"content_pipeline": 1000}, limit=count_, lease=LEASE):
+        store.mark_running(job, f"e{job['job_id'][1:]}")
+
+
+def test_two_processes_never_reconcile_the_same_job(store, replica):
+    _running(store, 60)
+    now = datetime.now(UTC)
+    results = together(
+        [lambda s=s: s.claim_overdue({}, default=now, limit=25, lease=LEASE) for s in [store, replica] * 3]
+    )
+    claimed = [job["job_id"] for batch in results for job in batch]
+    assert len(claimed) == len(set(claimed)) == 60
+    assert store.claim_overdue({}, default=now, limit=100, lease=LEASE) == [], "the lease holds them"
+
+
+def test_reconcile_claims_only_overdue_running_jobs_with_an_execution(store):
+    _running(store, 2)
+    store.submit_batch([new_job("pending")])
+    cutoff = datetime.now(UTC) - timedelta(seconds=30)
+    assert store.claim_overdue({"content_pipeline": cutoff}, default=cutoff, limit=10, lease=LEASE) == []
+    due = store.claim_overdue({"content_pipeline": datetime.now(UTC)}, default=cutoff, limit=10, lease=LEASE)
+    assert sorted(job["job_id"] for job in due) == ["r0", "r1"]
+
+    assert store.record_check(due[0], "running", ended=False) is False
+    assert store.get_job(due[0]["job_id"])["status"] == "running"
+    assert store.record_check(due[1], "crashed", ended=True) is True
+    failed = store.get_job(due[1]["job_id"])
+    assert (failed["status"], failed["error_code"], failed["lease_until"]) == ("failed", "RESULT_LOST", None)
+    assert (
+        failed["error_message"]
+        == f"n8n execution {due[1]['execution_id']} ended (crashed) and no result reached the bridge"
+    )
+    assert failed["delivery"]["state"] == "pending"
+    actions = [event["action"] for event in store.audit_for(due[1]["job_id"])]
+    assert actions[-2:] == ["reconcile_ended", "failed"]
+    assert store.record_check(due[1], "crashed", ended=True) is False, "a final status never changes"

@@ -23,8 +23,8 @@ def alembic_config(connection: Connection | None = None, *, output: io.StringIO 
     return config
 
 
-def upgrade(connection: Connection) -> None:
-    command.upgrade(alembic_config(connection), "head")
+def upgrade(connection: Connection, revision: str = "head") -> None:
+    command.upgrade(alembic_config(connection), revision)
 
 
 def upgrade_sql(dialect: str) -> str:
@@ -34,6 +34,11 @@ def upgrade_sql(dialect: str) -> str:
     config.attributes["dialect"] = dialect
     command.upgrade(config, "head", sql=True)
     return output.getvalue()
+
+
+def known_revisions() -> set[str]:
+    """Every schema revision this code can migrate from (a backup's store restores at its own)."""
+    return {script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
 
 
 def head() -> str:
@@ -52,8 +57,7 @@ def check(connection: Connection) -> None:
     at, wanted = current(connection), head()
     if at == wanted:
         return
-    known = {script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
-    if at is None or at in known:
+    if at is None or at in known_revisions():
         raise SchemaError(
             f"the bridge's job store is at schema revision {at or 'none'}, behind this bridge's {wanted}",
             why="bridges never migrate as they start",
