@@ -57,6 +57,7 @@ from native_stack import (
     machine,
     native_stack,
     quantile,
+    quiet,
     receiving,
     signed_jobs,
 )
@@ -355,11 +356,13 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         "backoff": [],
     }
     print("direct ...", file=sys.stderr, flush=True)
+    results["quiet_waits"] = [quiet()]
     sweep = await direct(stack, levels, args.direct_seconds)
     best = max(sweep, key=lambda row: row["executions_per_second"])["concurrency"]
     for start in ("1", str(args.maximum)):
         print(f"burst, limit starting at {start}, between two direct runs at {best} ...", file=sys.stderr)
         with bridge_process(stack, BRIDGE_DISPATCH_START_LIMIT=start) as url:
+            results["quiet_waits"].append(quiet())
             drain = burst(stack, url, args.jobs, args.submit_concurrency, start)
             results["bursts"].append(await bracketed(stack, best, args.direct_seconds, drain))
     around = [rate for b in results["bursts"] for rate in b["direct_around"]]
@@ -367,6 +370,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     results["baseline_executions_per_second"] = max(r["executions_per_second"] for r in results["direct"])
     if args.backoff_seconds:
         print("back-off, n8n held to a CPU quota ...", file=sys.stderr, flush=True)
+        results["quiet_waits"].append(quiet())
         with bridge_process(stack) as url:
             rate = results["baseline_executions_per_second"]
             pids, cores = stack.n8n_pids(), args.throttle_cores
@@ -374,6 +378,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
             results["backoff"].append({"how": f"n8n held to {cores} CPU", **held})
     if args.e2e_jobs:
         print("end-to-end overhead ...", file=sys.stderr, flush=True)
+        results["quiet_waits"].append(quiet())
         with bridge_process(stack) as url:
             results["e2e"] = await overhead(stack, url, args.e2e_jobs)
     return results
