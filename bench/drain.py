@@ -57,6 +57,7 @@ from native_stack import (
     machine,
     native_stack,
     quantile,
+    quiet,
     receiving,
     signed_jobs,
 )
@@ -257,8 +258,14 @@ async def backoff(
 
 
 def report(results: dict[str, Any]) -> None:
+    print(f"\nmachine: {results['machine']}, n8n {results.get('n8n_version')}, max {results.get('maximum')}")
+    if "direct" in results:
+        report_drain(results)
+    report_backoff(results)
+
+
+def report_drain(results: dict[str, Any]) -> None:
     best = results["baseline_executions_per_second"]
-    print(f"\nmachine: {results['machine']}, n8n {results['n8n_version']}, max {results['maximum']}")
     direct_rows = [
         [
             r["concurrency"],
@@ -303,6 +310,17 @@ def report(results: dict[str, Any]) -> None:
     for b in results["bursts"]:
         print(f"  trajectory from {b['start_limit']} [s, limit, running]: {b['trajectory']}")
         print(f"  limit moves: {b['limit_moves']}")
+    if results.get("e2e"):
+        e = results["e2e"]
+        print(
+            f"\nend-to-end overhead ({e['jobs']} jobs, one at a time): p50 {e['overhead_p50_ms']} ms, "
+            f"p95 {e['overhead_p95_ms']} ms (end to end p50 {e['e2e_p50_ms']} ms, "
+            f"n8n's execution p50 {e['execution_p50_ms']} ms); straight at n8n, measured the same "
+            f"way: p50 {e['direct_overhead_p50_ms']} ms; the bridge's share {e['bridge_share_p50_ms']} ms"
+        )
+
+
+def report_backoff(results: dict[str, Any]) -> None:
     for b in results.get("backoff", []):
         before, during, after = b["before"], b["during"], b["after"]
         print(
@@ -313,14 +331,6 @@ def report(results: dict[str, Any]) -> None:
             f"failed {b['failed']}, lost {b['lost']}"
         )
         print(f"  trajectory [s, limit, running]: {b['trajectory']}")
-    if results.get("e2e"):
-        e = results["e2e"]
-        print(
-            f"\nend-to-end overhead ({e['jobs']} jobs, one at a time): p50 {e['overhead_p50_ms']} ms, "
-            f"p95 {e['overhead_p95_ms']} ms (end to end p50 {e['e2e_p50_ms']} ms, "
-            f"n8n's execution p50 {e['execution_p50_ms']} ms); straight at n8n, measured the same "
-            f"way: p50 {e['direct_overhead_p50_ms']} ms; the bridge's share {e['bridge_share_p50_ms']} ms"
-        )
 
 
 async def bracketed(
@@ -346,11 +356,13 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         "backoff": [],
     }
     print("direct ...", file=sys.stderr, flush=True)
+    results["quiet_waits"] = [quiet()]
     sweep = await direct(stack, levels, args.direct_seconds)
     best = max(sweep, key=lambda row: row["executions_per_second"])["concurrency"]
     for start in ("1", str(args.maximum)):
         print(f"burst, limit starting at {start}, between two direct runs at {best} ...", file=sys.stderr)
         with bridge_process(stack, BRIDGE_DISPATCH_START_LIMIT=start) as url:
+            results["quiet_waits"].append(quiet())
             drain = burst(stack, url, args.jobs, args.submit_concurrency, start)
             results["bursts"].append(await bracketed(stack, best, args.direct_seconds, drain))
     around = [rate for b in results["bursts"] for rate in b["direct_around"]]
@@ -358,6 +370,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     results["baseline_executions_per_second"] = max(r["executions_per_second"] for r in results["direct"])
     if args.backoff_seconds:
         print("back-off, n8n held to a CPU quota ...", file=sys.stderr, flush=True)
+        results["quiet_waits"].append(quiet())
         with bridge_process(stack) as url:
             rate = results["baseline_executions_per_second"]
             pids, cores = stack.n8n_pids(), args.throttle_cores
@@ -365,6 +378,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
             results["backoff"].append({"how": f"n8n held to {cores} CPU", **held})
     if args.e2e_jobs:
         print("end-to-end overhead ...", file=sys.stderr, flush=True)
+        results["quiet_waits"].append(quiet())
         with bridge_process(stack) as url:
             results["e2e"] = await overhead(stack, url, args.e2e_jobs)
     return results
@@ -382,8 +396,8 @@ async def queue_backoff(args: argparse.Namespace, stack: Stack) -> dict[str, Any
         finally:
             stack.supervisorctl("start", "n8n-worker-1")
 
-    with bridge_process(stack) as url:
-        stopped = await backoff(stack, url, rate, args.backoff_seconds, worker_stopped)
+    with bridge_process(stack) as url:  # a backlog that lasts through a worker's graceful stop
+        stopped = await backoff(stack, url, 1.5 * rate, args.backoff_seconds, worker_stopped)
     return {"how": "queue mode, 1 of 2 workers stopped", "direct_8": rate, **stopped}
 
 
@@ -397,12 +411,15 @@ def main() -> None:
     parser.add_argument("--backoff-seconds", type=float, default=60)
     parser.add_argument("--throttle-cores", type=float, default=0.25)
     parser.add_argument("--queue", action="store_true", help="also the back-off in native queue mode")
+    parser.add_argument("--queue-only", action="store_true", help="only the back-off in queue mode")
     parser.add_argument("--e2e-jobs", type=int, default=100)
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "drain.json")
     args = parser.parse_args()
-    with native_stack("drain", workflows={KEY: {"max_concurrency": args.maximum}}) as stack:
-        results = asyncio.run(run(args, stack))
-    if args.queue:
+    results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "backoff": []}
+    if not args.queue_only:
+        with native_stack("drain", workflows={KEY: {"max_concurrency": args.maximum}}) as stack:
+            results = asyncio.run(run(args, stack))
+    if args.queue or args.queue_only:
         queue = {KEY: {"max_concurrency": 20}}
         with native_stack("drainq", workflows=queue, N8NCTL_QUEUE_MODE="true", N8NCTL_WORKERS="2") as stack:
             results["backoff"].append(asyncio.run(queue_backoff(args, stack)))

@@ -39,6 +39,7 @@ from native_stack import (
     machine,
     native_stack,
     quantile,
+    quiet,
     receiving,
     signed_jobs,
 )
@@ -164,6 +165,7 @@ def main() -> None:
         native_stack("e2elat", workflows={KEY: {"max_concurrency": 16}}) as stack,
         bridge_process(stack) as url,
     ):
+        quiet()
         result = asyncio.run(overhead(stack, url, args.jobs))
     result["machine"] = machine()
     print(json.dumps(result, indent=2))

@@ -89,6 +89,14 @@ def load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+def quiet() -> float:
+    """Wait, at most BENCH_DRAIN_QUIET_WAIT seconds (default 60), for the 1-minute load to fall under
+    bench/common.py's QUIET_LOAD (colleagues' test runs share the machine); the load it saw."""
+    from bench.common import wait_quiet
+
+    return wait_quiet(deadline=float(os.environ.get("BENCH_DRAIN_QUIET_WAIT", "60")))
+
+
 @dataclass
 class Stack:
     project: Path

@@ -40,9 +40,9 @@ TOLERANCE = 3.0  # times up to 3x a lone job's count as flat (see above)
 QUEUE = 2.0  # jobs let wait inside n8n on top of what it runs, so it never idles between dispatches
 COLLAPSE = 10.0  # a round this much slower than a lone job at least halves the limit
 DECREASE = 0.5  # what an error or a collapse keeps of the limit
-PROBE_SECONDS = 30.0  # a baseline older than this is measured again
+PROBE_SECONDS = 60.0  # a baseline older than this is measured again (a probe costs a round trip)
 PROBE_TIMEOUT = 10.0  # a probe that got no lone job by then ends anyway (e.g. other replicas' jobs)
-BASELINE_SAMPLES = 5  # the baseline is the median of the last few lone jobs (robust to a lucky one)
+BASELINE_SAMPLES = 3  # the baseline is the median of the last few lone jobs (robust to a lucky one)
 
 
 @dataclass

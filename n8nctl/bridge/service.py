@@ -216,24 +216,24 @@ class Bridge:
 
     async def _dispatch_loop(self) -> None:
         await self._wait(self.wake_dispatch)
-        await self._observe_ended()
         limits = self.concurrency.limits(now=time.monotonic())
         # killed workflows are left out by the store itself, in the claim's transaction
         caps = {key: limits[key] for key, e in self.registry.workflows.items() if e.enabled}
-        claim = await asyncio.to_thread(self.store.claim, caps, limit=32, lease=DISPATCH_LEASE)
+        claim = await asyncio.to_thread(
+            self.store.claim, caps, limit=32, lease=DISPATCH_LEASE, watch=self.concurrency.watched()
+        )
+        self._observe_ended(claim.ended)  # before the new jobs: they were claimed into those slots
         for key in claim.full:
             self.concurrency.binding(key)
         for job in claim.jobs:
             self.concurrency.sent(job["workflow_key"], job["job_id"], now=time.monotonic())
             self._spawn(self._dispatch_one(job))
+        if self.concurrency.current() != limits:  # a limit moved: claim again under the new one
+            self.wake_dispatch.set()
 
-    async def _observe_ended(self) -> None:
+    def _observe_ended(self, ended: dict[str, tuple[str, str | None]]) -> None:
         """Tell the concurrency limit which of the jobs it watches have ended, and how: a result
         (its time), no result from n8n (an error), or cancelled or killed (nothing about n8n)."""
-        watched = self.concurrency.watched()
-        if not watched:
-            return
-        ended = await asyncio.to_thread(self.store.ended, watched)
         now = time.monotonic()
         for job_id, (status, error_code) in ended.items():
             if status == "cancelled" or error_code in NOT_N8N:

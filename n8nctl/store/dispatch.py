@@ -25,6 +25,10 @@ from n8nctl.store.schema import Row, jobs, switches
 class Claim:
     jobs: list[Row] = field(default_factory=list)
     full: set[str] = field(default_factory=set)  # workflows whose every slot is taken after the claim
+    ended: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    """Of the jobs the claim was asked to watch, those in a final status: job_id -> (status,
+    error_code). Read in the claim's transaction: a slot this claim found free is never that of a
+    job still reported as running."""
 
 
 class Dispatch(StoreBase):
@@ -32,9 +36,12 @@ class Dispatch(StoreBase):
         """Lease pending jobs, most urgent first, without exceeding any workflow's concurrency cap."""
         return self.claim(caps, limit=limit, lease=lease).jobs
 
-    def claim(self, caps: dict[str, int], *, limit: int, lease: timedelta) -> Claim:
+    def claim(
+        self, caps: dict[str, int], *, limit: int, lease: timedelta, watch: Iterable[str] = ()
+    ) -> Claim:
         """Lease pending jobs, most urgent first, without exceeding any workflow's concurrency cap,
-        and say which workflows have no free slot left (their cap holds jobs back, or would).
+        say which workflows have no free slot left (their cap holds jobs back, or would), and which
+        of the `watch`ed jobs have ended.
 
         A job counts against its workflow's cap while it is leased or running, whichever bridge
         process claimed it. Claims are compare-and-set on the lease, so two bridge processes never
@@ -52,13 +59,20 @@ class Dispatch(StoreBase):
         )
         claimed: list[Row] = []
         busy: dict[str, int] = {}
+        watched = list(watch)
+        ended: dict[str, tuple[str, str | None]] = {}
         with self._write() as conn:
             serialize(conn, CLAIM_LOCK)
+            if watched:
+                finished = sa.select(jobs.c.job_id, jobs.c.status, jobs.c.error_code).where(
+                    jobs.c.job_id.in_(watched), jobs.c.status.not_in(ACTIVE)
+                )
+                ended = {job_id: (status, code) for job_id, status, code in conn.execute(finished)}
             # The kill-switch is read here, in the claim's transaction: once `n8nctl kill` has
             # committed, no bridge process claims a job of that workflow (or any, for the global switch).
             killed = set(conn.execute(sa.select(switches.c.workflow_key).where(switches.c.killed)).scalars())
             if GLOBAL_SWITCH in killed:
-                return Claim()
+                return Claim(ended=ended)
             caps = {key: cap for key, cap in caps.items() if key not in killed}
             busy = {key: count for key, count in conn.execute(in_flight).all()}
             # Each workflow's most urgent jobs up to its free slots (so a backlog of one never hides
@@ -103,18 +117,7 @@ class Dispatch(StoreBase):
                         )
         for job in claimed:
             busy[job["workflow_key"]] = busy.get(job["workflow_key"], 0) + 1
-        return Claim(claimed, {key for key, cap in caps.items() if busy.get(key, 0) >= cap})
-
-    def ended(self, job_ids: Iterable[str]) -> dict[str, tuple[str, str | None]]:
-        """Of these jobs, those in a final status: job_id -> (status, error_code)."""
-        ids = list(job_ids)
-        if not ids:
-            return {}
-        query = sa.select(jobs.c.job_id, jobs.c.status, jobs.c.error_code).where(
-            jobs.c.job_id.in_(ids), jobs.c.status.not_in(ACTIVE)
-        )
-        with self._read() as conn:
-            return {job_id: (status, error_code) for job_id, status, error_code in conn.execute(query)}
+        return Claim(claimed, {key for key, cap in caps.items() if busy.get(key, 0) >= cap}, ended)
 
     def mark_running(self, job: Row, execution_id: str | None) -> None:
         now = utcnow()

@@ -36,7 +36,7 @@ async def test_result_is_delivered_signed_with_the_exact_contract(start_bridge, 
     async with start_bridge() as h:
         body = job_body()
         await h.submit(body)
-        store = h.app.state.bridge.store
+        store = h.app.state.bridge.store  # n8n's answer recorded (the audit's "dispatched"), then its result
         await eventually(lambda: store.get_job(body["job_id"])["status"] == "running", what="dispatch")
         assert (await h.result(body["job_id"], outputs={"score": 7})).json()["recorded"] == "finished"
         await eventually(lambda: h.receiver.received, what="callback")

@@ -125,7 +125,7 @@ def test_a_claim_says_which_workflows_have_no_free_slot(store):
     assert store.claim({**caps, "content_pipeline": 4}, limit=10, lease=LEASE).full == set()
 
 
-def test_ended_reports_final_status_and_error_code_of_the_jobs_asked_about(store):
+def test_a_claim_reports_which_watched_jobs_ended_with_status_and_error_code(store):
     store.submit_batch([new_job("done"), new_job("cancelled"), new_job("pending"), new_job("other")])
     claimed = store.claim_for_dispatch({"content_pipeline": 4}, limit=10, lease=LEASE)
     store.mark_running(next(job for job in claimed if job["job_id"] == "done"), "7")
@@ -135,11 +135,12 @@ def test_ended_reports_final_status_and_error_code_of_the_jobs_asked_about(store
     )
     store.cancel("cancelled", reason=None, actor="flowbiz")
     store.cancel("other", reason=None, actor="flowbiz")
-    assert store.ended(["done", "cancelled", "pending", "missing"]) == {
+    watch = ["done", "cancelled", "pending", "missing"]
+    assert store.claim({"content_pipeline": 4}, limit=10, lease=LEASE, watch=watch).ended == {
         "done": ("failed", "BAD"),
         "cancelled": ("cancelled", "CANCELLED"),
     }
-    assert store.ended([]) == {}
+    assert store.claim({"content_pipeline": 4}, limit=10, lease=LEASE).ended == {}
 
 
 def test_workflow_without_a_cap_is_not_dispatched(store):
