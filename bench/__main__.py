@@ -122,7 +122,7 @@ def main() -> None:
             save()
     if "intake" in chosen:
         seconds, repeats = (3, 1) if args.quick else (10, 3)
-        figures += intake.run(seconds=seconds, repeats=repeats)
+        figures += intake.run(seconds=seconds, repeats=repeats, replicas=True)
         save()
     if "store" in chosen:
         figures += store_submit.run(seconds=1 if args.quick else 3)

@@ -8,6 +8,10 @@ Each request is pre-signed with its own webhook-id and job_id (the bridge reject
 threads take disjoint slices of them. For each engine: the bare endpoint's and the bridge's maximum
 (requests/s, p50/p99), then the bridge at half its maximum (wrk with a per-connection delay), p50/p99.
 Goal (DESIGN.md 6): ratio >= 0.40, p99 < 25 ms at half load.
+
+`--replicas` (on PostgreSQL, with a Redis of its own for the shared replay guard and rate limit, as
+production runs replicas): one bridge, then two on the same store, each loaded by its own wrk with half
+the connections; the figure is the two replicas' summed rate against the one's, in the same run.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,6 +172,22 @@ class Server:
         return result
 
 
+def load_together(
+    servers: list[Server], scripts: list[Path], seconds: int, connections: int
+) -> dict[str, float]:
+    """Every server under its own wrk at once, the connections split between them: the summed rate,
+    the worst p50 and p99."""
+    share = connections // len(servers)
+    with ThreadPoolExecutor(len(servers)) as pool:
+        results = list(pool.map(lambda srv, script: srv.load(script, seconds, share), servers, scripts))
+    return {
+        "rps": sum(r["rps"] for r in results),
+        "p50_ms": max(r["p50_ms"] for r in results),
+        "p99_ms": max(r["p99_ms"] for r in results),
+        "errors": sum(r["errors"] for r in results),
+    }
+
+
 @contextlib.contextmanager
 def server(name: str, work: Path, database_url: str, secret: str, extra: dict[str, str]) -> Iterator[Server]:
     """The bare endpoint or the bridge (`n8nctl bridge serve`) on a free port."""
@@ -283,6 +304,49 @@ def measure(
     ]  # fmt: skip
 
 
+def measure_replicas(database_url: str, *, seconds: int, connections: int, repeats: int) -> list[Figure]:
+    from tests.redis_server import RedisServer
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("no redis-server (apt-get install redis-server)")
+    work = Path(tempfile.mkdtemp(prefix="n8nctl-bench-"))
+    redis = RedisServer(binary, work)
+    redis.start()
+    load = Load(work, seconds)
+    extra = {"BRIDGE_REDIS_URL": redis.url}
+    rates: dict[int, list[dict[str, float]]] = {1: [], 2: []}
+    loads = []
+    try:
+        for _ in range(repeats):
+            for count in rates:
+                loads.append(wait_quiet())
+                with contextlib.ExitStack() as stack:
+                    servers = [
+                        stack.enter_context(server("bridge", work, database_url, load.secret, extra))
+                        for _ in range(count)
+                    ]
+                    scripts = [load.script() for _ in servers]
+                    rates[count].append(load_together(servers, scripts, seconds, connections))
+    finally:
+        redis.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    if any(r["errors"] for runs in rates.values() for r in runs):
+        raise SystemExit("some requests were not answered 2xx: the numbers are not valid")
+    one, two = (sorted(r["rps"] for r in rates[n])[repeats // 2] for n in (1, 2))
+    return [
+        Figure(
+            "replicas", "intake throughput, 2 replicas on PostgreSQL + Redis", two, "req/s",
+            "1 replica, same store and Redis", one, runs=[r["rps"] for r in rates[2]],
+            command=".venv/bin/python bench/intake.py --replicas",
+            notes=f"1 replica {spread([r['rps'] for r in rates[1]])} req/s; worst p99 with 2 "
+            f"{spread([r['p99_ms'] for r in rates[2]])} ms; {connections} connections in all; "
+            f"load before each run {spread(loads)}",
+            load_before=max(loads),
+        )
+    ]  # fmt: skip
+
+
 @contextlib.contextmanager
 def database(engine: str) -> Iterator[str]:
     if engine == "sqlite":
@@ -304,6 +368,7 @@ def database(engine: str) -> Iterator[str]:
 def run(
     *, seconds: int = 10, connections: int = 16, repeats: int = 3,
     engines: tuple[str, ...] = ("sqlite", "postgresql"), extra: dict[str, str] | None = None,
+    replicas: bool = False,
 ) -> list[Figure]:  # fmt: skip
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk")
@@ -313,6 +378,8 @@ def run(
             figures += measure(
                 engine, url, seconds=seconds, connections=connections, repeats=repeats, extra=extra or {}
             )
+            if replicas and engine == "postgresql":
+                figures += measure_replicas(url, seconds=seconds, connections=connections, repeats=repeats)
     return figures
 
 
@@ -322,10 +389,11 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--engines", default="sqlite,postgresql")
+    parser.add_argument("--replicas", action="store_true", help="also 1 vs 2 replicas on PostgreSQL + Redis")
     args = parser.parse_args()
     for figure in run(
         seconds=args.seconds, connections=args.connections, repeats=args.repeats,
-        engines=tuple(args.engines.split(",")),
+        engines=tuple(args.engines.split(",")), replicas=args.replicas,
     ):  # fmt: skip
         ratio = f" ratio {figure.ratio:.2f}" if figure.ratio else ""
         verdict = "met" if figure.met else "NOT met"
