@@ -38,7 +38,7 @@ def json_body(url: str, *, timeout: float = 2.0) -> Any:
 def text(url: str, *, timeout: float = 2.0) -> str | None:
     log.debug("probe GET %s", url)
     try:
-        response = httpx.get(url, timeout=timeout)
+        response = _client().get(url, timeout=timeout)
     except httpx.HTTPError:
         return None
     return response.text if response.status_code == 200 else None
