@@ -8,7 +8,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from tests.harness import free_port  # noqa: E402  (bench/intake.py imports it from here)
 
 QUIET_LOAD = 1.5  # 1-minute load average under which a measurement may start (2 cores)
 # How long to wait for it (seconds; BENCH_QUIET_WAIT): colleagues' test runs share the machine, and a
@@ -96,12 +97,6 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "kernel": platform.release(),
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def clean_env() -> dict[str, str]:

@@ -45,7 +45,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from e2e_latency import overhead
 from native_stack import (
-    INPUTS,
     KEY,
     ROOT,
     Receiver,
@@ -53,8 +52,10 @@ from native_stack import (
     Stack,
     bridge_process,
     cpu_quota,
+    direct_job,
     load,
     machine,
+    n8n_webhook,
     native_stack,
     quantile,
     quiet,
@@ -70,22 +71,11 @@ async def _closed_loop(
     http: httpx.AsyncClient, stack: Stack, receiver: Receiver, end: float, done: list[tuple[float, ...]]
 ) -> None:
     """One client: POST a job to n8n's webhook, wait for its result, again, until `end`."""
-    settings = stack.settings
-    webhook = f"{settings.n8n_url}/webhook/flowbiz/tiktok-live-helper"
-    token = {settings.bridge_n8n_webhook_header: settings.bridge_n8n_webhook_token.get_secret_value()}
+    webhook, token = n8n_webhook(stack)
     while time.monotonic() < end:
         job_id = f"direct-{uuid.uuid4().hex}"
         arrived = receiver.expect(job_id)
-        body = {
-            "job_id": job_id,
-            "workflow_key": KEY,
-            "client_id": "flowbiz",
-            "inputs": INPUTS,
-            "metadata": {},
-            "priority": 5,
-            "deadline_at": "2099-01-01T00:00:00+00:00",
-            "callback_url": receiver.url,
-        }
+        body = direct_job(job_id, receiver.url)
         sent = time.monotonic()
         answer = await http.post(webhook, json=body, headers=token)
         answered = time.monotonic()

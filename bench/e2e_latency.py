@@ -30,13 +30,14 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from native_stack import (
-    INPUTS,
     KEY,
     Receiver,
     Stack,
     bridge_process,
+    direct_job,
     load,
     machine,
+    n8n_webhook,
     native_stack,
     quantile,
     quiet,
@@ -67,24 +68,11 @@ async def _straight_at_n8n(
     http: httpx.AsyncClient, stack: Stack, receiver: Receiver
 ) -> tuple[str, float, float, float]:
     """The same job straight at n8n's webhook, its result posted to `receiver`: the baseline."""
-    settings = stack.settings
-    token = {settings.bridge_n8n_webhook_header: settings.bridge_n8n_webhook_token.get_secret_value()}
+    webhook, token = n8n_webhook(stack)
     job_id = f"e2e-direct-{uuid.uuid4().hex}"
-    body = {
-        "job_id": job_id,
-        "workflow_key": KEY,
-        "client_id": "flowbiz",
-        "inputs": INPUTS,
-        "metadata": {},
-        "priority": 5,
-        "deadline_at": "2099-01-01T00:00:00+00:00",
-        "callback_url": receiver.url,
-    }
     arrived = receiver.expect(job_id)
     sent = time.monotonic()
-    answer = await http.post(
-        f"{settings.n8n_url}/webhook/flowbiz/tiktok-live-helper", json=body, headers=token
-    )
+    answer = await http.post(webhook, json=direct_job(job_id, receiver.url), headers=token)
     if answer.status_code >= 300:
         raise SystemExit(f"n8n answered {answer.status_code}: {answer.text[:200]}")
     accepted = time.monotonic()

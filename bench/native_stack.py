@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from n8nctl.settings import Settings  # noqa: E402
 from n8nctl.signing import SignatureError, sign_headers, verify  # noqa: E402
+from tests.harness import free_port, free_ports  # noqa: E402
 
 BIN = Path(sys.executable).parent
 KEY = "tiktok_live_helper"
@@ -54,28 +54,25 @@ SLOW_ECHO = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def n8n_webhook(stack: Stack) -> tuple[str, dict[str, str]]:
+    """KEY's production webhook and the header token the bridge sends it, to drive n8n directly."""
+    settings = stack.settings
+    token = {settings.bridge_n8n_webhook_header: settings.bridge_n8n_webhook_token.get_secret_value()}
+    return f"{settings.n8n_url}/webhook/flowbiz/tiktok-live-helper", token
 
 
-def free_ports(count: int) -> int:
-    """The first of `count` consecutive free ports (n8n workers take theirs from a base)."""
-    while True:
-        first = free_port()
-        sockets = []
-        try:
-            for port in range(first, first + count):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
+def direct_job(job_id: str, callback_url: str) -> dict[str, Any]:
+    """A KEY job as the bridge dispatches it, its result posted to `callback_url`."""
+    return {
+        "job_id": job_id,
+        "workflow_key": KEY,
+        "client_id": "flowbiz",
+        "inputs": INPUTS,
+        "metadata": {},
+        "priority": 5,
+        "deadline_at": "2099-01-01T00:00:00+00:00",
+        "callback_url": callback_url,
+    }
 
 
 def machine() -> dict[str, Any]:
