@@ -96,6 +96,15 @@ async def overhead(stack: Stack, url: str, jobs: int) -> dict[str, Any]:
             direct.append(await _straight_at_n8n(http, stack, results))
         api = {"X-N8N-API-KEY": stack.settings.n8n_api_key_value()}
 
+        async def finished(where: str) -> dict[str, Any]:
+            """The execution once n8n has stamped its end (it posts the result before it saves that)."""
+            deadline = time.monotonic() + 10
+            while True:
+                execution = (await http.get(where, headers=api)).json()
+                if execution.get("stoppedAt") or time.monotonic() > deadline:
+                    return execution
+                await asyncio.sleep(0.1)
+
         async def rows(
             samples: list[tuple[str, float, float, float]], receiver: Receiver
         ) -> list[dict[str, Any]]:
@@ -103,7 +112,7 @@ async def overhead(stack: Stack, url: str, jobs: int) -> dict[str, Any]:
             for job_id, sent, accepted, arrived in samples[warm:]:
                 result = receiver.arrivals[job_id][1]
                 where = f"{stack.settings.n8n_url}/api/v1/executions/{result['execution_id']}"
-                execution = (await http.get(where, headers=api)).json()
+                execution = await finished(where)
                 started, stopped = _wall(execution["startedAt"]), _wall(execution["stoppedAt"])
                 out.append(
                     {
