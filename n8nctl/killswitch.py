@@ -70,16 +70,22 @@ class KillSwitch:
 
     # -- what the commands do -------------------------------------------------------------------------
 
-    def kill(self, key: str, reason: str) -> list[Step]:
+    def kill(self, key: str, reason: str, *, stored: bool = False) -> list[Step]:
+        """`stored`: the running bridge already stored the switch (the operator socket, ADR 62)."""
         self.registry.entry(key)  # an unknown key fails here, before anything changes
-        self._run("bridge rejects new jobs", lambda: self._switch(key, killed=True, reason=reason))
+        self._run(
+            "bridge rejects new jobs", lambda: self._switch(key, killed=True, reason=reason, stored=stored)
+        )
         workflow_id = self._run("n8n workflow deactivated", lambda: self._set_active(key, active=False))
         self._run("queued jobs failed", lambda: self._fail_jobs(key))
         self._run("running executions stopped", lambda: self._stop_executions(workflow_id))
         return self._done(key, "kill_completed", reason)
 
-    def kill_all(self, reason: str) -> list[Step]:
-        self._run("bridge rejects new jobs", lambda: self._switch(GLOBAL_SWITCH, killed=True, reason=reason))
+    def kill_all(self, reason: str, *, stored: bool = False) -> list[Step]:
+        self._run(
+            "bridge rejects new jobs",
+            lambda: self._switch(GLOBAL_SWITCH, killed=True, reason=reason, stored=stored),
+        )
         self._run("n8n stopped", self._stop_n8n)
         self._run("running jobs failed", lambda: self._fail_jobs(None))
         return self._done(GLOBAL_SWITCH, "kill_completed", reason)
@@ -119,20 +125,24 @@ class KillSwitch:
             self.store.record_operator_event(key, action, actor=self.actor, details=details)
         return self.steps
 
-    def _switch(self, key: str, *, killed: bool, reason: str | None) -> tuple[str, None]:
-        self.store.set_switch(key, killed=killed, reason=reason, actor=self.actor)
+    def _switch(
+        self, key: str, *, killed: bool, reason: str | None, stored: bool = False
+    ) -> tuple[str, None]:
+        if not stored:
+            self.store.set_switch(key, killed=killed, reason=reason, actor=self.actor)
         from n8nctl.adapters import probe
 
-        stored = f"switch {'on' if killed else 'off'} in the job store"
+        by = " (stored by the bridge through its operator socket)" if stored else ""
+        stored_text = f"switch {'on' if killed else 'off'} in the job store{by}"
         if probe.status(f"{self.settings.bridge_url}/healthz") is None:
-            return f"{stored}; the bridge is not running and applies it when it starts", None
+            return f"{stored_text}; the bridge is not running and applies it when it starts", None
         if not until(lambda: self._bridge_reports(key, killed), VERIFY_TIMEOUT):
             raise N8nctlError(
                 f"the bridge at {self.settings.bridge_url} does not report the switch",
                 why=f"GET /v1/meta still shows the old state after {VERIFY_TIMEOUT:.0f} s",
                 fix="Check the bridge uses the same BRIDGE_DATABASE_URL as this command.",
             )
-        return f"{stored}; the bridge reports it", None
+        return f"{stored_text}; the bridge reports it", None
 
     def _bridge_reports(self, key: str, killed: bool) -> bool:
         """Whether the bridge's GET /v1/meta shows the switch of `key` as `killed`. With the global

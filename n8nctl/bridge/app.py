@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -102,6 +103,7 @@ def create_app(
     n8n_transport: httpx.AsyncBaseTransport | None = None,
     callback_transport: httpx.AsyncBaseTransport | None = None,
     resolver: Resolver | None = None,
+    operator_socket: Path | None = None,
 ) -> FastAPI:
     bridge = Bridge(
         settings,
@@ -109,6 +111,7 @@ def create_app(
         n8n_transport=n8n_transport,
         callback_transport=callback_transport,
         resolver=resolver,
+        operator_socket=operator_socket,
     )
     schemas: dict[str, Any] = {}
     body = partial(_body, schemas)

@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -27,6 +28,7 @@ from n8nctl.adapters.callbacks import (
     system_resolver,
 )
 from n8nctl.adapters.n8n import DispatchError, N8nClient
+from n8nctl.bridge import operator
 from n8nctl.bridge.concurrency import AdaptiveConcurrency
 from n8nctl.bridge.errors import ApiError
 from n8nctl.bridge.guards import GuardUnavailable, create_guards
@@ -63,7 +65,10 @@ class Bridge:
         n8n_transport: httpx.AsyncBaseTransport | None = None,
         callback_transport: httpx.AsyncBaseTransport | None = None,
         resolver: Resolver | None = None,
+        operator_socket: Path | None = None,
     ) -> None:
+        """`operator_socket`: where `n8nctl kill` reaches this bridge (`bridge serve` passes the state
+        folder's; none in-process)."""
         settings.check_bridge_secrets()  # a malformed or reused secret stops the bridge here, at start
         self.settings, self.registry = settings, registry
         self.store = Store(settings.database_url)
@@ -97,6 +102,8 @@ class Bridge:
         self._intake: asyncio.Queue[tuple[NewJob, asyncio.Future[SubmitOutcome]]] = asyncio.Queue()
         self._switches: tuple[float, dict[str, Row]] = (0.0, {})
         self._reconciled_at_start = False
+        self.operator_socket = operator_socket
+        self._operator: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle ------------------------------------------------------------------------------------
@@ -109,8 +116,12 @@ class Bridge:
             loops += [self._dispatch_loop, self._delivery_loop, self._sweep_loop, self._reconcile_loop]
         for loop in loops:
             self._spawn(self._forever(loop))
+        if self.operator_socket:
+            self._operator = await operator.listen(self, self.operator_socket)
 
     async def stop(self) -> None:
+        if self.operator_socket:
+            await operator.close(self._operator, self.operator_socket)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -178,6 +189,22 @@ class Bridge:
             cached = await asyncio.to_thread(self.store.switch_states)
             self._switches = (time.monotonic(), cached)
         return cached
+
+    async def switch_on(self, workflow_key: str | None, *, reason: str, actor: str) -> dict[str, Any]:
+        """Turn a kill-switch on for the operator socket (None: the global one): stored as `n8nctl
+        kill` would store it, then this replica's view re-read at once, so no job it accepts after
+        this answer is for a killed workflow. Other replicas follow within SWITCH_CACHE_SECONDS."""
+        key = GLOBAL_SWITCH if workflow_key is None else workflow_key
+        if key not in self.registry.workflows and key != GLOBAL_SWITCH:
+            return {"ok": False, "error": f"no workflow {key!r} in this bridge's registry"}
+        try:
+            await asyncio.to_thread(self.store.set_switch, key, killed=True, reason=reason, actor=actor)
+            self._switches = (time.monotonic(), await asyncio.to_thread(self.store.switch_states))
+        except Exception:
+            log.exception("the operator socket could not store the kill-switch of %s", key)
+            return {"ok": False, "error": "the bridge could not store the switch"}
+        log.warning("kill-switch of %s turned on through the operator socket by %s", key, actor)
+        return {"ok": True}
 
     async def killed(self) -> tuple[bool, set[str]]:
         states = await self.switches()

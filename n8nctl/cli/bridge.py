@@ -28,6 +28,7 @@ def serve(host: str | None, port: int | None, log_level: str) -> None:
 
     from n8nctl import logs
     from n8nctl.bridge.app import create_app
+    from n8nctl.bridge.operator import socket_path
     from n8nctl.registry import load_registry
     from n8nctl.store import Store
     from n8nctl.store.core import answering
@@ -40,7 +41,9 @@ def serve(host: str | None, port: int | None, log_level: str) -> None:
     finally:
         store.close()
     logs.configure(log_level.upper())
-    app = create_app(settings, load_registry(settings.registry_path))
+    app = create_app(
+        settings, load_registry(settings.registry_path), operator_socket=socket_path(settings.state_dir)
+    )
     uvicorn.run(
         app,
         host=host or settings.bridge_host,

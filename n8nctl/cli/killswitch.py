@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from n8nctl.cli.context import open_store, settings_from_env
+from n8nctl.cli.context import open_store, settings_from_env, state_dir_hint
 from n8nctl.cli.output import emit, json_option
 from n8nctl.errors import N8nctlError
 
@@ -69,13 +69,17 @@ def kill(workflow_key: str | None, everything: bool, reason: str, actor: str, as
       n8nctl kill tiktok_live_helper --reason "INC-42: posting duplicates"
       n8nctl kill --all --reason "INC-43: n8n leaking memory"
     """
+    from n8nctl.bridge.operator import ask_kill, socket_path
+
     _target(workflow_key, everything)
+    # first, before this command loads anything else: the running bridge stores the switch (ADR 62)
+    stored = ask_kill(socket_path(state_dir_hint()), workflow_key, reason=reason, actor=actor)
     switch = _switch(actor, as_json)
     if everything:
-        _finish("kill --all", switch.kill_all(reason), as_json)
+        _finish("kill --all", switch.kill_all(reason, stored=stored), as_json)
     else:
         assert workflow_key is not None
-        _finish(f"kill {workflow_key}", switch.kill(workflow_key, reason), as_json)
+        _finish(f"kill {workflow_key}", switch.kill(workflow_key, reason, stored=stored), as_json)
 
 
 @click.command()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -157,6 +158,7 @@ def start_bridge(
         real_callbacks: bool = False,
         dns: Dns | None = None,
         n8n: FakeN8n | None = None,
+        operator_socket: Path | None = None,
         **overrides: Any,
     ) -> AsyncIterator[Harness]:
         """`real_callbacks`: callbacks go over real sockets through the bridge's own transport (the
@@ -172,6 +174,7 @@ def start_bridge(
             n8n_transport=httpx.MockTransport(n8n),
             callback_transport=None if real_callbacks else httpx.MockTransport(receiver),
             resolver=dns,
+            operator_socket=operator_socket,
         )
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app, raise_app_exceptions=False)

@@ -4,6 +4,8 @@ The full behaviour against a real n8n and bridge is in tests/e2e/test_killswitch
 from __future__ import annotations
 
 import json
+import socket
+import threading
 
 from n8nctl.cli.main import cli
 from n8nctl.store import Store
@@ -65,3 +67,35 @@ def test_kill_with_the_job_store_down_still_runs_the_n8n_steps(project, runner, 
     assert "job store did not answer" in steps["bridge rejects new jobs"]["detail"]
     assert "n8n at http://127.0.0.1:9 did not answer" in steps["n8n workflow deactivated"]["detail"]
     assert "s3cret-pw" not in result.output
+
+
+def test_kill_asks_the_running_bridge_first_and_does_not_store_the_switch_again(project, runner, monkeypatch):
+    """A bridge on the state folder's operator socket stores the switch (ADR 62; the real bridge's side:
+    tests/bridge/test_operator.py): the command sends it the key, reason and actor before anything
+    else, and writes neither the switch nor a second `killed` event itself."""
+    monkeypatch.setenv("N8N_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("N8NCTL_BRIDGE_URL", "http://127.0.0.1:9")
+    store = Store(f"sqlite:///{project / '.n8nctl' / 'bridge.db'}")
+    store.migrate()
+    received: list[dict[str, object]] = []
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(project / ".n8nctl" / "bridge.sock"))
+        listener.listen()
+
+        def bridge() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                received.append(json.loads(conn.makefile("rb").readline()))
+                conn.sendall(b'{"ok": true}\n')
+
+        thread = threading.Thread(target=bridge)
+        thread.start()
+        result = runner.invoke(
+            cli, ["kill", "content_pipeline", "--reason", "INC-3", "--actor", "ana", "--json"]
+        )
+        thread.join(timeout=5)
+    assert received == [{"kill": "content_pipeline", "reason": "INC-3", "actor": "ana"}]
+    report = json.loads(result.output[: result.output.rindex("}") + 1])
+    assert report["steps"][0]["ok"], report
+    assert "stored by the bridge through its operator socket" in report["steps"][0]["detail"]
+    assert store.switch_states() == {}

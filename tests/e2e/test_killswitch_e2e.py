@@ -94,6 +94,7 @@ def test_kill_one_workflow_under_load(stack: Stack, receiver: Receiver, revived:
         wait_until(lambda: any(answer != "accepted" for _, _, answer in load.answers[-3:]), 10, "rejections")
     assert killed.returncode == 0, killed.stdout + killed.stderr
     assert killed.stdout.count("[ok  ]") == 4, killed.stdout
+    assert "stored by the bridge through its operator socket" in killed.stdout  # ADR 62
 
     rejected = [(sent, answer) for sent, _, answer in load.answers if answer != "accepted"]
     assert {answer for _, answer in rejected} == {"WORKFLOW_KILLED"}
@@ -165,6 +166,7 @@ def test_kill_all_stops_n8n_and_the_bridge_answers_503_fast(
 ) -> None:
     killed = stack.cli("kill", "--all", "--reason", "e2e: incident")
     assert killed.returncode == 0, killed.stdout + killed.stderr
+    assert "stored by the bridge through its operator socket" in killed.stdout
     assert "RUNNING" not in stack.supervisorctl("status", "n8n")
     status = stack.cli("status")
     assert status.returncode == 1, "status reports n8n down"
