@@ -7,12 +7,12 @@ folder's permissions are the authentication: 0700, the socket 0600) and the brid
 as the command would, then refreshes its own view at once. Other replicas read the stored switch
 within their cache time. When no bridge answers, the command writes the switch itself, as before.
 
-This module imports only the standard library: the client side runs before anything else is loaded.
+This module imports only the standard library, and asyncio (a fifth of the command's imports) only
+on the bridge's side: the client side runs before anything else is loaded.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import asyncio
+
     from n8nctl.bridge.service import Bridge
 
 log = logging.getLogger("n8nctl.bridge")
@@ -55,6 +57,8 @@ def ask_kill(path: Path, workflow_key: str | None, *, reason: str, actor: str) -
 async def listen(bridge: Bridge, path: Path) -> asyncio.Server | None:
     """Serve the operator socket at `path`; None when it cannot be had (logged): the kill command
     then writes the switch itself. A live socket there belongs to another replica on this host."""
+    import asyncio
+
     if len(os.fsencode(path)) > MAX_PATH:
         log.warning("operator socket not opened: its path %s is longer than %d bytes", path, MAX_PATH)
         return None
@@ -83,6 +87,8 @@ async def close(server: asyncio.Server | None, path: Path) -> None:
 
 
 async def _answers(path: Path) -> bool:
+    import asyncio
+
     try:
         _, writer = await asyncio.wait_for(asyncio.open_unix_connection(os.fspath(path)), 1.0)
     except (OSError, TimeoutError):
@@ -92,6 +98,8 @@ async def _answers(path: Path) -> bool:
 
 
 async def _serve_one(bridge: Bridge, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    import asyncio
+
     answer: dict[str, Any]
     try:
         async with asyncio.timeout(ANSWER_TIMEOUT):
