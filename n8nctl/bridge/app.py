@@ -238,17 +238,16 @@ def create_app(
         result = await sized(len(raw), parse_model, N8nResult, await sized(len(raw), parse_json, raw))
         row = result.model_dump()
         row["audit"] = [entry.model_dump() for entry in result.audit]
-        outcome = await asyncio.to_thread(bridge.store.record_result, row)
-        bridge.metrics.results.labels(result.status, outcome).inc()
-        if outcome == "unknown":
+        # the callback is claimed in the result's transaction and sent at once (no outbox round trip)
+        recorded = await asyncio.to_thread(bridge.store.record_result, row, lease=bridge.delivery_lease)
+        bridge.metrics.results.labels(result.status, recorded.outcome).inc()
+        if recorded.outcome == "unknown":
             raise ApiError("JOB_NOT_FOUND", f"no job {result.job_id}")
-        if outcome == "finished":
-            job = await asyncio.to_thread(bridge.store.get_job, result.job_id)
-            assert job is not None
-            bridge.metrics.finish(job["workflow_key"], result.status, _age(job))
-            bridge.wake_delivery.set()
+        if recorded.job is not None and recorded.delivery is not None:
+            bridge.metrics.finish(recorded.job["workflow_key"], result.status, _age(recorded.job))
+            bridge.deliver(recorded.delivery)
             bridge.wake_dispatch.set()
-        return JSONResponse({"job_id": result.job_id, "recorded": outcome})
+        return JSONResponse({"job_id": result.job_id, "recorded": recorded.outcome})
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -380,12 +380,22 @@ class Bridge:
 
     # -- callback outbox ------------------------------------------------------------------------------
 
+    @property
+    def delivery_lease(self) -> timedelta:
+        """How long a claimed delivery is this process's: longer than an attempt's deadline, so a
+        delivery is never attempted twice at once; a crash mid-attempt frees it after that."""
+        return timedelta(seconds=self.settings.bridge_callback_timeout_seconds * 3)
+
     async def _delivery_loop(self) -> None:
         await self._wait(self.wake_delivery)
-        # the lease outlives an attempt's deadline, so a delivery is never claimed twice at once
-        lease = timedelta(seconds=self.settings.bridge_callback_timeout_seconds * 3)
-        for delivery in await asyncio.to_thread(self.store.claim_deliveries, limit=32, lease=lease):
-            self._spawn(self._deliver_one(delivery))
+        for delivery in await asyncio.to_thread(
+            self.store.claim_deliveries, limit=32, lease=self.delivery_lease
+        ):
+            self.deliver(delivery)
+
+    def deliver(self, delivery: Row) -> None:
+        """Attempt a delivery claimed by this process, in the background."""
+        self._spawn(self._deliver_one(delivery))
 
     async def _deliver_one(self, delivery: Row) -> None:
         started = time.perf_counter()

@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -219,10 +219,13 @@ def finish_job(
     started_at: datetime | None,
     completed_at: datetime,
     source: str,
-) -> bool:
-    """End an active job and queue its callback to FlowBiz, in the caller's transaction.
+    lease: timedelta | None = None,
+) -> Row | None:
+    """End an active job and queue its callback to FlowBiz, in the caller's transaction. Returns
+    the delivery queued; with `lease`, already claimed by the caller for its first attempt (as
+    `claim_deliveries` would: the result's path delivers at once, without a second transaction).
 
-    False when the job was no longer active: the update re-checks the status, so a concurrent cancel
+    None when the job was no longer active: the update re-checks the status, so a concurrent cancel
     or result on another connection wins cleanly (PostgreSQL re-reads the row under its lock)."""
     values = {
         "status": status,
@@ -239,7 +242,7 @@ def finish_job(
         jobs.update().where(jobs.c.job_id == job["job_id"], jobs.c.status.in_(ACTIVE)).values(values)
     ).rowcount
     if not updated:
-        return False
+        return None
     job.update(values)
     add_audit(
         conn,
@@ -256,16 +259,18 @@ def finish_job(
         .mappings()
         .all()
     )
-    conn.execute(
-        deliveries.insert().values(
-            job_id=job["job_id"],
-            message_id=new_message_id(),
-            url=job["callback_url"],
-            payload=callback_body(job, [dict(a) for a in audit]),
-            state="pending",
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
-    )
-    return True
+    delivery: Row = {
+        "job_id": job["job_id"],
+        "message_id": new_message_id(),
+        "url": job["callback_url"],
+        "payload": callback_body(job, [dict(a) for a in audit]),
+        "state": "pending",
+        "attempts": 0 if lease is None else 1,
+        "next_attempt_at": now,
+        "lease_until": None if lease is None else now + lease,
+        "created_at": now,
+    }
+    inserted = conn.execute(deliveries.insert().values(delivery)).inserted_primary_key
+    assert inserted is not None
+    delivery["id"] = inserted[0]
+    return delivery

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,14 +19,23 @@ from n8nctl.store.core import (
 from n8nctl.store.schema import Row, jobs
 
 
+@dataclass(frozen=True)
+class Recorded:
+    outcome: str
+    job: Row | None = None
+    delivery: Row | None = None
+
+
 class Outcomes(StoreBase):
-    def record_result(self, result: Row) -> str:
-        """Apply n8n's result. Returns 'finished', 'late' (job already ended: recorded only) or 'unknown'."""
+    def record_result(self, result: Row, *, lease: timedelta | None = None) -> Recorded:
+        """Apply n8n's result: 'finished' (with the job as it ended and its queued callback, claimed
+        for its first attempt with `lease`), 'late' (the job had already ended: recorded only) or
+        'unknown'."""
         now = utcnow()
         with self._write() as conn:
             job = conn.execute(sa.select(jobs).where(jobs.c.job_id == result["job_id"])).mappings().first()
             if job is None:
-                return "unknown"
+                return Recorded("unknown")
             for entry in result["audit"]:
                 add_audit(
                     conn,
@@ -36,9 +47,10 @@ class Outcomes(StoreBase):
                     duration_ms=entry.get("duration_ms"),
                     at=entry.get("timestamp") or now,
                 )
-            finished = job["status"] in ACTIVE and finish_job(
+            ended = dict(job)
+            delivery = job["status"] in ACTIVE and finish_job(
                 conn,
-                dict(job),
+                ended,
                 now,
                 status=result["status"],
                 outputs=result["outputs"],
@@ -48,8 +60,9 @@ class Outcomes(StoreBase):
                 started_at=result["started_at"] or job["started_at"] or now,
                 completed_at=result["completed_at"] or now,
                 source="n8n",
+                lease=lease,
             )
-            if not finished:
+            if not delivery:
                 add_audit(
                     conn,
                     job,
@@ -62,8 +75,8 @@ class Outcomes(StoreBase):
                         "error_code": result["error_code"],
                     },
                 )
-                return "late"
-            return "finished"
+                return Recorded("late")
+            return Recorded("finished", ended, delivery)
 
     def record(self, job: Row, action: str, **fields: Any) -> None:
         """Add one audit entry to a job's trail (fields as in the audit table)."""

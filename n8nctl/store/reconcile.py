@@ -61,7 +61,7 @@ class Reconcile(StoreBase):
                 add_audit(conn, job, "reconcile_running", source="bridge", status="running", details=details)
                 return False
             add_audit(conn, job, "reconcile_ended", source="bridge", status="running", details=details)
-            return finish_job(
+            return None is not finish_job(
                 conn,
                 dict(job),
                 now,

@@ -56,6 +56,29 @@ async def test_result_is_delivered_signed_with_the_exact_contract(start_bridge, 
         assert view["callback"]["webhook_id"] == headers["webhook-id"]
 
 
+async def test_a_results_callback_is_sent_by_the_result_itself_not_claimed_again(start_bridge, monkeypatch):
+    """The result's transaction claims its callback (one transaction fewer on every job's path,
+    docs/PERFORMANCE.md): the outbox loop never hands that delivery out, and it is attempted once."""
+    async with start_bridge() as h:
+        store = h.app.state.bridge.store
+        handed_out: list[str] = []
+        claim = store.claim_deliveries
+
+        def spied(**kwargs):
+            rows = claim(**kwargs)
+            handed_out.extend(row["job_id"] for row in rows)
+            return rows
+
+        monkeypatch.setattr(store, "claim_deliveries", spied)
+        body = job_body()
+        await h.submit(body)
+        await eventually(lambda: store.get_job(body["job_id"])["status"] == "running", what="dispatch")
+        await h.result(body["job_id"])
+        view = await eventually(lambda: _delivered(h, body["job_id"]), what="delivered")
+        assert view["callback"]["attempts"] == 1 and len(h.receiver.received) == 1
+        assert handed_out == []
+
+
 async def _delivered(h, job_id):
     view = (await h.get(f"/v1/jobs/{job_id}")).json()
     return view if view["callback"] and view["callback"]["state"] == "delivered" else None

@@ -6,6 +6,7 @@ PostgreSQL's binaries they fail; only N8NCTL_TEST_SKIP_POSTGRES=1 skips them (te
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -141,6 +142,35 @@ def test_a_claim_reports_which_watched_jobs_ended_with_status_and_error_code(sto
         "cancelled": ("cancelled", "CANCELLED"),
     }
     assert store.claim({"content_pipeline": 4}, limit=10, lease=LEASE).ended == {}
+
+
+def test_a_result_claims_its_callback_for_the_caller_in_its_own_transaction(store):
+    """With a lease the result's callback is the caller's to send at once: the outbox does not hand
+    it to anyone else until that lease runs out (a crash mid-attempt), as a claim would."""
+    store.submit_batch([new_job("now"), new_job("later")])
+    for job in store.claim_for_dispatch({"content_pipeline": 4}, limit=10, lease=LEASE):
+        store.mark_running(job, f"exec-{job['job_id']}")
+    result = {"status": "success", "outputs": {"n": 1}, "error_code": None, "error_message": None}
+    result |= {"audit": [], "started_at": None, "completed_at": None}
+    recorded = store.record_result({**result, "job_id": "now", "execution_id": "exec-now"}, lease=LEASE)
+    assert (recorded.outcome, recorded.job["status"], recorded.job["workflow_key"]) == (
+        "finished",
+        "success",
+        "content_pipeline",
+    )
+    assert (recorded.delivery["job_id"], recorded.delivery["attempts"]) == ("now", 1)
+    assert json.loads(recorded.delivery["payload"])["status"] == "success"
+    assert (
+        store.record_result({**result, "job_id": "later", "execution_id": "exec-later"}).delivery["attempts"]
+        == 0
+    )
+    assert [d["job_id"] for d in store.claim_deliveries(limit=10, lease=LEASE)] == ["later"]
+    store.delivery_result(recorded.delivery, state="delivered", status_code=200, error=None)
+    attempts = [
+        e["details"]["attempt"] for e in store.audit_for("now") if e["action"] == "callback_delivered"
+    ]
+    assert attempts == [1]
+    assert store.record_result({**result, "job_id": "now", "execution_id": "exec-now"}).outcome == "late"
 
 
 def test_workflow_without_a_cap_is_not_dispatched(store):
@@ -285,7 +315,7 @@ def test_a_result_before_the_dispatch_answer_keeps_the_job_and_still_audits_the_
     claimed = store.claim_for_dispatch({"content_pipeline": 1}, limit=1, lease=LEASE)[0]
     result = {"job_id": "fast", "execution_id": "exec-7", "status": "success", "outputs": {"n": 1}}
     result |= {"error_code": None, "error_message": None, "audit": [], "started_at": None}
-    assert store.record_result({**result, "completed_at": None}) == "finished"
+    assert store.record_result({**result, "completed_at": None}).outcome == "finished"
     store.mark_running(claimed, "exec-7")
     job = store.get_job("fast")
     assert (job["status"], job["execution_id"]) == ("success", "exec-7"), "the result stands"
