@@ -156,7 +156,7 @@ def serialize(conn: Connection, key: int) -> None:
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
 
 
-def lease_free(table: sa.Table, now: datetime) -> sa.ColumnElement[bool]:
+def lease_free(table: sa.Table, now: datetime | sa.BindParameter[datetime]) -> sa.ColumnElement[bool]:
     return sa.or_(table.c.lease_until.is_(None), table.c.lease_until <= now)
 
 

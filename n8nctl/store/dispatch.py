@@ -31,6 +31,36 @@ class Claim:
     job still reported as running."""
 
 
+# The claim's statements, built once: building them on every claim cost ten times what SQLite
+# spends running them (docs/PERFORMANCE.md, "End to end"); each call only binds its values.
+_NOW = sa.bindparam("now", type_=jobs.c.lease_until.type)
+_ENDED = sa.select(jobs.c.job_id, jobs.c.status, jobs.c.error_code).where(
+    jobs.c.job_id.in_(sa.bindparam("watched", expanding=True)), jobs.c.status.not_in(ACTIVE)
+)
+_KILLED = sa.select(switches.c.workflow_key).where(switches.c.killed)
+_IN_FLIGHT = (
+    sa.select(jobs.c.workflow_key, sa.func.count())
+    .where(sa.or_(jobs.c.status == "running", sa.and_(jobs.c.status == "pending", jobs.c.lease_until > _NOW)))
+    .group_by(jobs.c.workflow_key)
+)
+_DUE = (
+    sa.select(jobs)
+    .where(
+        jobs.c.status == "pending",
+        jobs.c.workflow_key == sa.bindparam("key"),
+        jobs.c.next_dispatch_at <= _NOW,
+        lease_free(jobs, _NOW),
+    )
+    .order_by(jobs.c.priority.desc(), jobs.c.accepted_at)
+    .limit(sa.bindparam("free", type_=sa.Integer))
+)
+_LEASE = (
+    jobs.update()
+    .where(jobs.c.job_id == sa.bindparam("claimed"), jobs.c.status == "pending", lease_free(jobs, _NOW))
+    .values(lease_until=sa.bindparam("until"), dispatch_attempts=jobs.c.dispatch_attempts + 1)
+)
+
+
 class Dispatch(StoreBase):
     def claim_for_dispatch(self, caps: dict[str, int], *, limit: int, lease: timedelta) -> list[Row]:
         """Lease pending jobs, most urgent first, without exceeding any workflow's concurrency cap."""
@@ -48,15 +78,6 @@ class Dispatch(StoreBase):
         dispatch the same job, and they take turns (on PostgreSQL an advisory lock), so together
         they never exceed the cap of the process claiming."""
         now = utcnow()
-        in_flight = (
-            sa.select(jobs.c.workflow_key, sa.func.count())
-            .where(
-                sa.or_(
-                    jobs.c.status == "running", sa.and_(jobs.c.status == "pending", jobs.c.lease_until > now)
-                )
-            )
-            .group_by(jobs.c.workflow_key)
-        )
         claimed: list[Row] = []
         busy: dict[str, int] = {}
         watched = list(watch)
@@ -64,41 +85,29 @@ class Dispatch(StoreBase):
         with self._write() as conn:
             serialize(conn, CLAIM_LOCK)
             if watched:
-                finished = sa.select(jobs.c.job_id, jobs.c.status, jobs.c.error_code).where(
-                    jobs.c.job_id.in_(watched), jobs.c.status.not_in(ACTIVE)
-                )
-                ended = {job_id: (status, code) for job_id, status, code in conn.execute(finished)}
+                ended = {
+                    job_id: (status, code)
+                    for job_id, status, code in conn.execute(_ENDED, {"watched": watched})
+                }
             # The kill-switch is read here, in the claim's transaction: once `n8nctl kill` has
             # committed, no bridge process claims a job of that workflow (or any, for the global switch).
-            killed = set(conn.execute(sa.select(switches.c.workflow_key).where(switches.c.killed)).scalars())
+            killed = set(conn.execute(_KILLED).scalars())
             if GLOBAL_SWITCH in killed:
                 return Claim(ended=ended)
             caps = {key: cap for key, cap in caps.items() if key not in killed}
-            busy = {key: count for key, count in conn.execute(in_flight).all()}
+            busy = {key: count for key, count in conn.execute(_IN_FLIGHT, {"now": now}).all()}
             # Each workflow's most urgent jobs up to its free slots (so a backlog of one never hides
             # another), then the most urgent of those overall.
             candidates: list[Row] = []
             for key, cap in caps.items():
                 if busy.get(key, 0) < cap:
-                    query = (
-                        sa.select(jobs)
-                        .where(
-                            jobs.c.status == "pending",
-                            jobs.c.workflow_key == key,
-                            jobs.c.next_dispatch_at <= now,
-                            lease_free(jobs, now),
-                        )
-                        .order_by(jobs.c.priority.desc(), jobs.c.accepted_at)
-                        .limit(cap - busy.get(key, 0))
-                    )
-                    candidates += [dict(row) for row in conn.execute(query).mappings()]
+                    due = conn.execute(_DUE, {"key": key, "now": now, "free": cap - busy.get(key, 0)})
+                    candidates += [dict(row) for row in due.mappings()]
             candidates.sort(key=lambda job: (-job["priority"], job["accepted_at"]))
             for job in candidates[:limit]:
                 # re-checked under the row lock: a cancel committed since the select wins
                 if conn.execute(
-                    jobs.update()
-                    .where(jobs.c.job_id == job["job_id"], jobs.c.status == "pending", lease_free(jobs, now))
-                    .values(lease_until=now + lease, dispatch_attempts=jobs.c.dispatch_attempts + 1)
+                    _LEASE, {"claimed": job["job_id"], "now": now, "until": now + lease}
                 ).rowcount:
                     claimed.append({**job, "dispatch_attempts": job["dispatch_attempts"] + 1})
                     if job["lease_until"] is not None:
