@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from n8nctl.contract import callback_body
 from n8nctl.errors import UnreachableError
 from n8nctl.signing import new_message_id
+from n8nctl.store.prebound import PreboundInsert
 from n8nctl.store.schema import Row, audit_events, deliveries, jobs
 
 ACTIVE = ("pending", "running")
@@ -202,8 +203,11 @@ def operator_event(conn: Connection, workflow_key: str, action: str, actor: str,
     )
 
 
+AUDIT_INSERT = PreboundInsert(audit_events, skip=("id",))
+
+
 def add_audit(conn: Connection, job: Any, action: str, **fields: Any) -> None:
-    conn.execute(audit_events.insert(), [audit_row(job, action, **fields)])
+    AUDIT_INSERT.execute(conn, [audit_row(job, action, **fields)])
 
 
 def finish_job(

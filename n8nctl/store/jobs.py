@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from n8nctl.store.core import (
     ACTIVE,
+    AUDIT_INSERT,
     EMPTY_JOB,
     NewJob,
     StoreBase,
@@ -23,7 +24,6 @@ from n8nctl.store.schema import Row, audit_events, deliveries, jobs
 # transaction between the batch's read and its insert is skipped by ON CONFLICT, and makes the batch
 # run again (PostgreSQL with several bridge processes; SQLite's writer lock makes it impossible).
 JOB_INSERT = PreboundInsert(jobs, ignore_conflict_on="job_id")
-AUDIT_INSERT = PreboundInsert(audit_events, skip=("id",))
 BATCH_ATTEMPTS = 5
 STORED_IDS = sa.select(jobs.c.job_id).where(jobs.c.job_id.in_(sa.bindparam("ids", expanding=True)))
 

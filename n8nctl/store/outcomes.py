@@ -11,8 +11,10 @@ import sqlalchemy as sa
 
 from n8nctl.store.core import (
     ACTIVE,
+    AUDIT_INSERT,
     StoreBase,
     add_audit,
+    audit_row,
     finish_job,
     utcnow,
 )
@@ -36,9 +38,8 @@ class Outcomes(StoreBase):
             job = conn.execute(sa.select(jobs).where(jobs.c.job_id == result["job_id"])).mappings().first()
             if job is None:
                 return Recorded("unknown")
-            for entry in result["audit"]:
-                add_audit(
-                    conn,
+            entries = [
+                audit_row(
                     job,
                     entry["action"],
                     source="n8n",
@@ -47,6 +48,10 @@ class Outcomes(StoreBase):
                     duration_ms=entry.get("duration_ms"),
                     at=entry.get("timestamp") or now,
                 )
+                for entry in result["audit"]
+            ]
+            if entries:
+                AUDIT_INSERT.execute(conn, entries)
             ended = dict(job)
             delivery = job["status"] in ACTIVE and finish_job(
                 conn,
