@@ -52,6 +52,7 @@ from native_stack import (
     Stack,
     bridge_process,
     cpu_quota,
+    cpu_seconds,
     direct_job,
     load,
     machine,
@@ -142,14 +143,17 @@ def trajectory(samples: list[tuple[float, int, int]], begin: float, end: float) 
     return changes
 
 
-async def burst(stack: Stack, url: str, jobs: int, concurrency: int, label: str) -> dict[str, Any]:
-    """`jobs` signed jobs at once through the bridge; until every callback came back."""
+async def burst(stack: Stack, url: str, pid: int, jobs: int, concurrency: int, label: str) -> dict[str, Any]:
+    """`jobs` signed jobs at once through the bridge (process `pid`); until every callback came back.
+    With the CPU the bridge and n8n spent per job: on two cores they share what n8n could use."""
     secret = stack.settings.bridge_callback_signing_secret.get_secret_value()
     async with receiving(secret) as receiver:
         requests = signed_jobs(stack, jobs, receiver.url, label)
         sampler = Sampler(url)
         sampling = asyncio.create_task(sampler.run())
         load_before = load()
+        n8n = stack.n8n_pids()
+        cpu_before = cpu_seconds([pid]), cpu_seconds(n8n)
         gate = asyncio.Semaphore(concurrency)
         async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=concurrency)) as http:
 
@@ -165,6 +169,7 @@ async def burst(stack: Stack, url: str, jobs: int, concurrency: int, label: str)
         while not ids <= receiver.arrivals.keys() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         end = max((receiver.arrivals[i][0] for i in ids if i in receiver.arrivals), default=time.monotonic())
+        cpu = cpu_seconds([pid]) - cpu_before[0], cpu_seconds(n8n) - cpu_before[1]
         await asyncio.sleep(0.5)  # a last sample after the drain
         sampling.cancel()
     statuses = [receiver.arrivals[i][1]["status"] if i in receiver.arrivals else "lost" for i in ids]
@@ -179,6 +184,8 @@ async def burst(stack: Stack, url: str, jobs: int, concurrency: int, label: str)
         "failed": sum(status == "failed" for status in statuses),
         "lost": sum(status == "lost" for status in statuses),
         "bad_signatures": receiver.rejected,
+        "bridge_cpu_ms_per_job": round(cpu[0] * 1000 / jobs, 1),
+        "n8n_cpu_ms_per_job": round(cpu[1] * 1000 / jobs, 1),
         "limit_moves": sampler.moves,
         **settled(sampler.samples, begin, end),
         "trajectory": trajectory(sampler.samples, begin, end),
@@ -279,6 +286,7 @@ def report_drain(results: dict[str, Any]) -> None:
             f"{b['failed']} / {b['lost']}",
             b["settled_limit"],
             b["settled_at_seconds"],
+            f"{b.get('bridge_cpu_ms_per_job')} / {b.get('n8n_cpu_ms_per_job')}",
             b["load"],
         ]
         for b in results["bursts"]
@@ -293,6 +301,7 @@ def report_drain(results: dict[str, Any]) -> None:
         "failed / lost",
         "limit settled",
         "at s",
+        "CPU ms/job bridge / n8n",
         "load",
     ]
     print()
@@ -351,9 +360,9 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     best = max(sweep, key=lambda row: row["executions_per_second"])["concurrency"]
     for start in ("1", str(args.maximum)):
         print(f"burst, limit starting at {start}, between two direct runs at {best} ...", file=sys.stderr)
-        with bridge_process(stack, BRIDGE_DISPATCH_START_LIMIT=start) as url:
+        with bridge_process(stack, BRIDGE_DISPATCH_START_LIMIT=start) as (url, pid):
             results["quiet_waits"].append(quiet())
-            drain = burst(stack, url, args.jobs, args.submit_concurrency, start)
+            drain = burst(stack, url, pid, args.jobs, args.submit_concurrency, start)
             results["bursts"].append(await bracketed(stack, best, args.direct_seconds, drain))
     around = [rate for b in results["bursts"] for rate in b["direct_around"]]
     results["direct"] = sweep + [{"concurrency": best, "executions_per_second": rate} for rate in around]
@@ -361,7 +370,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     if args.backoff_seconds:
         print("back-off, n8n held to a CPU quota ...", file=sys.stderr, flush=True)
         results["quiet_waits"].append(quiet())
-        with bridge_process(stack) as url:
+        with bridge_process(stack) as (url, _):
             rate = results["baseline_executions_per_second"]
             pids, cores = stack.n8n_pids(), args.throttle_cores
             held = await backoff(stack, url, rate, args.backoff_seconds, lambda: cpu_quota(pids, cores))
@@ -369,7 +378,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     if args.e2e_jobs:
         print("end-to-end overhead ...", file=sys.stderr, flush=True)
         results["quiet_waits"].append(quiet())
-        with bridge_process(stack) as url:
+        with bridge_process(stack) as (url, _):
             results["e2e"] = await overhead(stack, url, args.e2e_jobs)
     return results
 
@@ -386,7 +395,7 @@ async def queue_backoff(args: argparse.Namespace, stack: Stack) -> dict[str, Any
         finally:
             stack.supervisorctl("start", "n8n-worker-1")
 
-    with bridge_process(stack) as url:  # a backlog that lasts through a worker's graceful stop
+    with bridge_process(stack) as (url, _):  # a backlog that lasts through a worker's graceful stop
         stopped = await backoff(stack, url, 1.5 * rate, args.backoff_seconds, worker_stopped)
     return {"how": "queue mode, 1 of 2 workers stopped", "direct_8": rate, **stopped}
 

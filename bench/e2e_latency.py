@@ -160,7 +160,7 @@ def main() -> None:
     args = parser.parse_args()
     with (
         native_stack("e2elat", workflows={KEY: {"max_concurrency": 16}}) as stack,
-        bridge_process(stack) as url,
+        bridge_process(stack) as (url, _),
     ):
         quiet()
         result = asyncio.run(overhead(stack, url, args.jobs))

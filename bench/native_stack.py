@@ -184,10 +184,21 @@ def native_stack(
         shutil.rmtree(project, ignore_errors=True)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU the processes have used so far (gone ones count 0)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def bridge_process(stack: Stack, **settings: str) -> Iterator[str]:
+def bridge_process(stack: Stack, **settings: str) -> Iterator[tuple[str, int]]:
     """The stack's bridge, started by the benchmark with extra settings (supervisord's is stopped
-    first, so the port and the store are this one's); stopped by its pid afterwards. Yields its URL."""
+    first, so the port and the store are this one's); stopped by its pid afterwards. Yields its URL
+    and pid."""
     stack.supervisorctl("stop", "bridge")
     env = {**stack.env, "N8NCTL_STATE_DIR": str(stack.settings.state_dir), **settings}
     port = str(stack.settings.bridge_port)
@@ -211,7 +222,7 @@ def bridge_process(stack: Stack, **settings: str) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise SystemExit("the bridge did not answer /healthz within 60 s")
             time.sleep(0.1)
-        yield url
+        yield url, process.pid
     finally:
         process.send_signal(signal.SIGTERM)
         try:
