@@ -30,6 +30,8 @@ BRIDGE_MODULES = [
     "uvicorn.loops.uvloop",
     "uvicorn.protocols.http.httptools_impl",
     "uvicorn.protocols.websockets.websockets_impl",
+    # httpcore imports it on every lock it sets up and goes on without it, a sys.path search each time
+    "sniffio",
 ]
 
 # Imports the bridge's modules in a Python that, like the image, has only the pinned distributions:
