@@ -228,6 +228,7 @@ def test_restore_brings_back_workflows_executions_and_audit(
     assert job_count(stack) == taken.job_count
 
 
+@pytest.mark.timeout(300)  # its own bounds are the waits below (120 s + 60 s), not pytest's default 180 s
 def test_the_restore_is_audited_and_in_flight_jobs_run_again(
     native_stack: Stack, native_receiver: Receiver, taken: Taken, restored: subprocess.CompletedProcess[str]
 ) -> None:

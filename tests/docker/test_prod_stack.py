@@ -78,6 +78,7 @@ def test_the_bridge_keeps_its_jobs_in_its_own_postgresql_database(
     assert {"accepted", "dispatched"} <= {event["action"] for event in audit}
 
 
+@pytest.mark.timeout(360)  # the test's own bound is the 240 s wait below, not pytest's default 180 s
 def test_n8n_main_crashing_in_its_container_comes_back_and_jobs_accepted_meanwhile_complete(
     stack: ComposeStack, receiver: Receiver
 ) -> None:
