@@ -61,7 +61,7 @@ class Reconcile(StoreBase):
                 add_audit(conn, job, "reconcile_running", source="bridge", status="running", details=details)
                 return False
             add_audit(conn, job, "reconcile_ended", source="bridge", status="running", details=details)
-            return None is not finish_job(
+            delivery = finish_job(
                 conn,
                 dict(job),
                 now,
@@ -74,6 +74,7 @@ class Reconcile(StoreBase):
                 completed_at=now,
                 source="bridge",
             )
+            return delivery is not None
 
 
 def result_lost_message(execution_id: str, n8n_status: str) -> str:

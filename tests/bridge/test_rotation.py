@@ -66,8 +66,10 @@ async def test_a_rotated_callback_secret_signs_with_both_until_the_old_retires(
 async def test_both_client_secrets_are_accepted_until_the_old_retires_without_a_restart(start_bridge):
     old, new = generate_secret(), generate_secret()
     retires = datetime.now(UTC) + timedelta(seconds=1.5)
-    async with start_bridge(
-        workers=False, bridge_client_secrets=f"flowbiz:{new}|{old}@{retires.isoformat()}"
+    async with start_bridge(  # the poll below submits every 10 ms: over the default rate limit
+        workers=False,
+        bridge_client_secrets=f"flowbiz:{new}|{old}@{retires.isoformat()}",
+        bridge_rate_limit="1000000/second",
     ) as h:
         first = await h.submit(job_body(), secret=new)
         assert first.status_code == 202, first.text
