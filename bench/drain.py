@@ -34,7 +34,7 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +61,11 @@ from native_stack import (
     quantile,
     quiet,
     receiving,
+    shared_store,
     signed_jobs,
 )
+
+from tests.harness import free_port
 
 WARM_UP = 2.0
 SETTLE_BAND = 0.25  # the limit has settled once it stays within 25% (at least 2) of where it ends
@@ -95,7 +98,9 @@ async def direct(stack: Stack, levels: list[int], seconds: float) -> list[dict[s
             begin = time.monotonic() + WARM_UP
             end = begin + seconds
             done: list[tuple[float, ...]] = []  # (sent, webhook answered, result arrived)
+            cpu = cpu_seconds(stack.n8n_pids()), time.process_time()
             await asyncio.gather(*(_closed_loop(http, stack, receiver, end, done) for _ in range(level)))
+            cpu = cpu_seconds(stack.n8n_pids()) - cpu[0], time.process_time() - cpu[1]
             counted = [job for job in done if begin <= job[2] <= end]
             rows.append(
                 {
@@ -103,6 +108,8 @@ async def direct(stack: Stack, levels: list[int], seconds: float) -> list[dict[s
                     "executions_per_second": round(len(counted) / seconds, 2),
                     "webhook_p50_ms": round(quantile([a - s for s, a, _ in counted], 0.5) * 1000),
                     "result_p50_ms": round(quantile([r - s for s, _, r in counted], 0.5) * 1000),
+                    "n8n_cpu_ms_per_job": round(cpu[0] * 1000 / len(done), 1),
+                    "bench_cpu_ms_per_job": round(cpu[1] * 1000 / len(done), 1),
                     "load": [load_before, load()],
                 }
             )
@@ -143,33 +150,45 @@ def trajectory(samples: list[tuple[float, int, int]], begin: float, end: float) 
     return changes
 
 
-async def burst(stack: Stack, url: str, pid: int, jobs: int, concurrency: int, label: str) -> dict[str, Any]:
-    """`jobs` signed jobs at once through the bridge (process `pid`); until every callback came back.
-    With the CPU the bridge and n8n spent per job: on two cores they share what n8n could use."""
+async def burst(
+    stack: Stack, bridges: list[tuple[str, int]], jobs: int, concurrency: int, label: str
+) -> dict[str, Any]:
+    """`jobs` signed jobs at once through the bridges ((url, pid) each, the jobs dealt out in turn);
+    until every callback came back. With the CPU the bridges, n8n and this benchmark (submitter and
+    receiver) spent per job: on two cores they share what n8n could use. The limit is the first's."""
     secret = stack.settings.bridge_callback_signing_secret.get_secret_value()
     async with receiving(secret) as receiver:
         requests = signed_jobs(stack, jobs, receiver.url, label)
-        sampler = Sampler(url)
+        sampler = Sampler(bridges[0][0])
         sampling = asyncio.create_task(sampler.run())
         load_before = load()
-        n8n = stack.n8n_pids()
-        cpu_before = cpu_seconds([pid]), cpu_seconds(n8n)
+        pids, n8n = [pid for _, pid in bridges], stack.n8n_pids()
+        cpu_before = cpu_seconds(pids), cpu_seconds(n8n), time.process_time()
         gate = asyncio.Semaphore(concurrency)
         async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=concurrency)) as http:
 
-            async def submit(headers: dict[str, str], body: bytes) -> int:
+            async def submit(url: str, headers: dict[str, str], body: bytes) -> int:
                 async with gate:
                     return (await http.post(f"{url}/v1/jobs", content=body, headers=headers)).status_code
 
+            urls = [url for url, _ in bridges]
             begin = time.monotonic()
-            answers = await asyncio.gather(*(submit(headers, body) for _, headers, body in requests))
+            answers = await asyncio.gather(
+                *(submit(urls[n % len(urls)], headers, body) for n, (_, headers, body) in enumerate(requests))
+            )
             accepted_in = time.monotonic() - begin
+        if refused := [code for code in answers if code != 202]:
+            raise SystemExit(f"the bridge refused {len(refused)} of {jobs} jobs: HTTP {sorted(set(refused))}")
         ids = {job_id for job_id, _, _ in requests}
         deadline = time.monotonic() + 900
         while not ids <= receiver.arrivals.keys() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         end = max((receiver.arrivals[i][0] for i in ids if i in receiver.arrivals), default=time.monotonic())
-        cpu = cpu_seconds([pid]) - cpu_before[0], cpu_seconds(n8n) - cpu_before[1]
+        cpu = (
+            cpu_seconds(pids) - cpu_before[0],
+            cpu_seconds(n8n) - cpu_before[1],
+            time.process_time() - cpu_before[2],
+        )
         await asyncio.sleep(0.5)  # a last sample after the drain
         sampling.cancel()
     statuses = [receiver.arrivals[i][1]["status"] if i in receiver.arrivals else "lost" for i in ids]
@@ -186,6 +205,7 @@ async def burst(stack: Stack, url: str, pid: int, jobs: int, concurrency: int, l
         "bad_signatures": receiver.rejected,
         "bridge_cpu_ms_per_job": round(cpu[0] * 1000 / jobs, 1),
         "n8n_cpu_ms_per_job": round(cpu[1] * 1000 / jobs, 1),
+        "bench_cpu_ms_per_job": round(cpu[2] * 1000 / jobs, 1),
         "limit_moves": sampler.moves,
         **settled(sampler.samples, begin, end),
         "trajectory": trajectory(sampler.samples, begin, end),
@@ -269,15 +289,19 @@ def report_drain(results: dict[str, Any]) -> None:
             r["executions_per_second"],
             r.get("webhook_p50_ms"),
             r.get("result_p50_ms"),
+            f"{r.get('n8n_cpu_ms_per_job')} / {r.get('bench_cpu_ms_per_job')}",
             r.get("load"),
         ]
         for r in results["direct"]
     ]
-    headers = ["direct: concurrency", "executions/s", "webhook p50 ms", "result p50 ms", "load 1-min"]
+    headers = [
+        "direct: concurrency", "executions/s", "webhook p50 ms", "result p50 ms", "CPU ms/job n8n / bench",
+        "load 1-min",
+    ]  # fmt: skip
     print(tabulate(direct_rows, headers=headers))
     rows = [
         [
-            f"from {b['start_limit']}",
+            f"{b['replicas']} replica(s)" if "replicas" in b else f"from {b['start_limit']}",
             b["jobs_per_second"],
             best,
             f"{b['jobs_per_second'] / best:.2f}x",
@@ -286,10 +310,10 @@ def report_drain(results: dict[str, Any]) -> None:
             f"{b['failed']} / {b['lost']}",
             b["settled_limit"],
             b["settled_at_seconds"],
-            f"{b.get('bridge_cpu_ms_per_job')} / {b.get('n8n_cpu_ms_per_job')}",
+            " / ".join(str(b.get(f"{who}_cpu_ms_per_job")) for who in ("bridge", "n8n", "bench")),
             b["load"],
         ]
-        for b in results["bursts"]
+        for b in results["bursts"] + results.get("replicas", [])
     ]
     headers = [
         "drain",
@@ -301,12 +325,12 @@ def report_drain(results: dict[str, Any]) -> None:
         "failed / lost",
         "limit settled",
         "at s",
-        "CPU ms/job bridge / n8n",
+        "CPU ms/job bridge / n8n / bench",
         "load",
     ]
     print()
     print(tabulate(rows, headers=headers))
-    for b in results["bursts"]:
+    for b in results["bursts"] + results.get("replicas", []):
         print(f"  trajectory from {b['start_limit']} [s, limit, running]: {b['trajectory']}")
         print(f"  limit moves: {b['limit_moves']}")
     if results.get("e2e"):
@@ -340,6 +364,7 @@ async def bracketed(
     result = await phase
     after = (await direct(stack, [level], seconds))[0]
     result["direct_around"] = [before["executions_per_second"], after["executions_per_second"]]
+    result["direct_runs"] = [before, after]
     return result
 
 
@@ -360,12 +385,15 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     best = max(sweep, key=lambda row: row["executions_per_second"])["concurrency"]
     for start in ("1", str(args.maximum)):
         print(f"burst, limit starting at {start}, between two direct runs at {best} ...", file=sys.stderr)
-        with bridge_process(stack, BRIDGE_DISPATCH_START_LIMIT=start) as (url, pid):
+        with bridge_process(stack, BRIDGE_DISPATCH_START_LIMIT=start) as bridge:
             results["quiet_waits"].append(quiet())
-            drain = burst(stack, url, pid, args.jobs, args.submit_concurrency, start)
+            drain = burst(stack, [bridge], args.jobs, args.submit_concurrency, start)
             results["bursts"].append(await bracketed(stack, best, args.direct_seconds, drain))
-    around = [rate for b in results["bursts"] for rate in b["direct_around"]]
-    results["direct"] = sweep + [{"concurrency": best, "executions_per_second": rate} for rate in around]
+    if args.replicas:
+        results["replicas"] = await replicas(args, stack, best, results["quiet_waits"])
+    results["direct"] = sweep + [
+        row for b in results["bursts"] + results.get("replicas", []) for row in b["direct_runs"]
+    ]
     results["baseline_executions_per_second"] = max(r["executions_per_second"] for r in results["direct"])
     if args.backoff_seconds:
         print("back-off, n8n held to a CPU quota ...", file=sys.stderr, flush=True)
@@ -381,6 +409,24 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         with bridge_process(stack) as (url, _):
             results["e2e"] = await overhead(stack, url, args.e2e_jobs)
     return results
+
+
+async def replicas(
+    args: argparse.Namespace, stack: Stack, best: int, waits: list[float]
+) -> list[dict[str, Any]]:
+    """The same burst through one bridge, then two replicas, on one PostgreSQL and one Redis (as
+    production scales out); n8n posts every result to the first."""
+    rows = []
+    with shared_store(stack) as shared:
+        for count in (1, 2):
+            print(f"burst, {count} replica(s) on PostgreSQL + Redis ...", file=sys.stderr, flush=True)
+            with ExitStack() as running:
+                ports = [None, *(free_port() for _ in range(count - 1))]
+                bridges = [running.enter_context(bridge_process(stack, port, **shared)) for port in ports]
+                waits.append(quiet())
+                drain = burst(stack, bridges, args.jobs, args.submit_concurrency, f"replicas{count}")
+                rows.append({"replicas": count, **await bracketed(stack, best, args.direct_seconds, drain)})
+    return rows
 
 
 async def queue_backoff(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
@@ -412,6 +458,10 @@ def main() -> None:
     parser.add_argument("--queue", action="store_true", help="also the back-off in native queue mode")
     parser.add_argument("--queue-only", action="store_true", help="only the back-off in queue mode")
     parser.add_argument("--e2e-jobs", type=int, default=100)
+    parser.add_argument(
+        "--replicas", action=argparse.BooleanOptionalAction, default=True,
+        help="also the burst through 1 and 2 replicas on PostgreSQL + Redis",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "drain.json")
     args = parser.parse_args()
     results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "backoff": []}

@@ -190,7 +190,8 @@ def load_together(
 
 @contextlib.contextmanager
 def server(name: str, work: Path, database_url: str, secret: str, extra: dict[str, str]) -> Iterator[Server]:
-    """The bare endpoint or the bridge (`n8nctl bridge serve`) on a free port."""
+    """The bare endpoint, the floor (bench/intake_floor.py) or the bridge (`n8nctl bridge serve`) on a
+    free port."""
     port = free_port()
     registry = json.loads((ROOT / "workflows/registry.json").read_text())
     registry["workflows"]["tiktok_live_helper"]["allowed_clients"] = ["*"]
@@ -204,15 +205,17 @@ def server(name: str, work: Path, database_url: str, secret: str, extra: dict[st
         "BRIDGE_WORKERS": "false",
         "BRIDGE_ENVIRONMENT": "development",  # callback_url is on loopback
         "BRIDGE_REGISTRY_PATH": str(work / "registry.json"),
+        "FLOOR_SECRET": secret,
+        "FLOOR_DATABASE": str(work / f"floor-{port}.db"),
         **extra,
     }
-    command = (
-        [str(BIN / "uvicorn"), "--app-dir", str(work), "bare:app", "--port", str(port),
-         "--log-level", "warning", "--no-access-log"]
-        if name == "bare"
-        else [str(BIN / "n8nctl"), "bridge", "serve", "--port", str(port), "--log-level", "warning"]
-    )  # fmt: skip
-    if name != "bare":  # the bridge serves a migrated store only (docs/adr/0040)
+    uvicorn = [str(BIN / "uvicorn"), "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    command = {
+        "bare": [*uvicorn, "--app-dir", str(work), "bare:app"],
+        "floor": [*uvicorn, "--app-dir", str(ROOT / "bench"), "intake_floor:app"],
+        "bridge": [str(BIN / "n8nctl"), "bridge", "serve", "--port", str(port), "--log-level", "warning"],
+    }[name]
+    if name == "bridge":  # the bridge serves a migrated store only (docs/adr/0040)
         subprocess.run([str(BIN / "n8nctl"), "bridge", "migrate"], env=env, cwd=work, check=True)
     process = subprocess.Popen(command, env=env, cwd=work)
     try:
@@ -247,15 +250,14 @@ def measure(
     work = Path(tempfile.mkdtemp(prefix="n8nctl-bench-"))
     (work / "bare.py").write_text(BARE_APP)
     load = Load(work, seconds)
-    bare, bridge, loads = [], [], []
+    bare, bridge, floor, loads = [], [], [], []
+    kinds = {"bare": bare, "bridge": bridge, **({"floor": floor} if engine == "sqlite" else {})}
     try:
-        for _ in range(repeats):  # interleaved, so a neighbour's load hits both alike
-            loads.append(wait_quiet())
-            with server("bare", work, database_url, load.secret, extra) as srv:
-                bare.append(srv.load(load.script(), seconds, connections))
-            loads.append(wait_quiet())
-            with server("bridge", work, database_url, load.secret, extra) as srv:
-                bridge.append(srv.load(load.script(), seconds, connections))
+        for _ in range(repeats):  # interleaved, so a neighbour's load hits each alike
+            for kind, runs in kinds.items():
+                loads.append(wait_quiet())
+                with server(kind, work, database_url, load.secret, extra) as srv:
+                    runs.append(srv.load(load.script(), seconds, connections))
         best = max(bridge, key=lambda r: r["rps"])
         # half the bridge's maximum: each connection waits between requests (closed loop with think time)
         delay = max(0.0, connections * 1000 / (best["rps"] / 2) - best["p50_ms"])
@@ -266,7 +268,7 @@ def measure(
                 half.append(srv.load(load.script(delay), seconds, connections))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    for result in bare + bridge + half:
+    for result in bare + bridge + floor + half:
         if result["errors"]:
             raise SystemExit("some requests were not answered 2xx: the numbers are not valid")
     bare_rps = sorted(r["rps"] for r in bare)[len(bare) // 2]
@@ -301,6 +303,22 @@ def measure(
             f"p50 {spread([r['p50_ms'] for r in half])} ms",
             load_before=max(loads),
         ),
+        *_floor_figures(floor, bare_rps, command),
+    ]  # fmt: skip
+
+
+def _floor_figures(floor: list[dict[str, float]], bare_rps: float, command: str) -> list[Figure]:
+    """bench/intake_floor.py's rate and CPU per request, when it ran (SQLite)."""
+    if not floor:
+        return []
+    rps, cpu = (sorted(r[field] for r in floor)[len(floor) // 2] for field in ("rps", "cpu_us"))
+    p99 = spread([r["p99_ms"] for r in floor])
+    return [
+        Figure(
+            "intake", "intake floor: the same steps with the least Python (bench/intake_floor.py), sqlite",
+            rps, "req/s", "bare Starlette endpoint", bare_rps, runs=[r["rps"] for r in floor],
+            command=command, notes=f"CPU per request {cpu:.0f} us; p99 {p99} ms",
+        )
     ]  # fmt: skip
 
 

@@ -195,22 +195,22 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 @contextmanager
-def bridge_process(stack: Stack, **settings: str) -> Iterator[tuple[str, int]]:
+def bridge_process(stack: Stack, port: int | None = None, **settings: str) -> Iterator[tuple[str, int]]:
     """The stack's bridge, started by the benchmark with extra settings (supervisord's is stopped
     first, so the port and the store are this one's); stopped by its pid afterwards. Yields its URL
-    and pid."""
+    and pid. `port`: a further replica beside it (n8n posts every result to the stack's port)."""
     stack.supervisorctl("stop", "bridge")
     env = {**stack.env, "N8NCTL_STATE_DIR": str(stack.settings.state_dir), **settings}
-    port = str(stack.settings.bridge_port)
+    url = stack.settings.bridge_url if port is None else f"http://127.0.0.1:{port}"
+    port = port or stack.settings.bridge_port
     log = (stack.project / "bench-bridge.log").open("ab")
     process = subprocess.Popen(
-        [str(BIN / "n8nctl"), "bridge", "serve", "--host", "127.0.0.1", "--port", port],
+        [str(BIN / "n8nctl"), "bridge", "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
         cwd=stack.project,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    url = stack.settings.bridge_url
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -231,6 +231,35 @@ def bridge_process(stack: Stack, **settings: str) -> Iterator[tuple[str, int]]:
             process.kill()
             process.wait()
         log.close()
+
+
+@contextmanager
+def shared_store(stack: Stack) -> Iterator[dict[str, str]]:
+    """What replicas share in production: a PostgreSQL (fsync and synchronous_commit on) with the
+    bridge's schema, and a Redis for the replay guard and the rate limit. Yields their settings."""
+    from tests.pg import PostgresServer, find_bin_dir
+    from tests.redis_server import RedisServer
+
+    bin_dir, redis_binary = find_bin_dir(), shutil.which("redis-server")
+    if bin_dir is None or redis_binary is None:
+        raise SystemExit(
+            "replicas need PostgreSQL 15 and redis-server (apt-get install postgresql-15 redis-server)"
+        )
+    pg = PostgresServer.start(bin_dir, durable=True)
+    folder = Path(tempfile.mkdtemp(prefix="n8b-redis-"))
+    redis = RedisServer(redis_binary, folder)
+    try:
+        redis.start()
+        settings = {"BRIDGE_DATABASE_URL": pg.create_database(), "BRIDGE_REDIS_URL": redis.url}
+        migrate = [str(BIN / "n8nctl"), "bridge", "migrate"]
+        subprocess.run(
+            migrate, env={**stack.env, **settings}, cwd=stack.project, check=True, capture_output=True
+        )
+        yield settings
+    finally:
+        redis.stop()
+        pg.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass

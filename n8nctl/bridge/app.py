@@ -272,7 +272,7 @@ def create_app(
     @app.get("/v1/meta")
     async def meta() -> dict[str, Any]:
         """Version, workflows with enabled/killed state, and limits."""
-        killed_all, killed = await bridge.killed()
+        killed_all, killed = await bridge.switches.killed()
         return {
             "version": __version__,
             "killed_all": killed_all,

@@ -125,7 +125,7 @@ async def admit(bridge: Bridge, job: JobRequest, *, size: int) -> WorkflowEntry:
         raise ApiError("WORKFLOW_DISABLED", f"workflow {job.workflow_key} is disabled in the registry")
     if not entry.allows(job.client_id):
         raise ApiError("WORKFLOW_NOT_ALLOWED", f"client {job.client_id} may not run {job.workflow_key}")
-    killed_all, killed = await bridge.killed()
+    killed_all, killed = await bridge.switches.killed()
     if killed_all:
         raise ApiError(
             "N8N_KILLED",

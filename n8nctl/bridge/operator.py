@@ -114,7 +114,7 @@ async def _serve_one(bridge: Bridge, reader: asyncio.StreamReader, writer: async
     except (ValueError, KeyError, TypeError, TimeoutError):
         answer = {"ok": False, "error": "malformed request"}
     else:
-        answer = await bridge.switch_on(key, reason=reason, actor=actor)
+        answer = await bridge.switches.turn_on(key, reason=reason, actor=actor)
     with contextlib.suppress(OSError):
         writer.write(json.dumps(answer).encode() + b"\n")
         await writer.drain()

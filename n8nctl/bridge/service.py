@@ -33,19 +33,18 @@ from n8nctl.bridge.concurrency import AdaptiveConcurrency
 from n8nctl.bridge.errors import ApiError
 from n8nctl.bridge.guards import GuardUnavailable, create_guards
 from n8nctl.bridge.metrics import Metrics
+from n8nctl.bridge.switchview import SwitchView
 from n8nctl.contract import WORKFLOW_KILLED_MESSAGE
 from n8nctl.registry import Registry
 from n8nctl.settings import Settings
 from n8nctl.store import NewJob, Store, SubmitOutcome
 from n8nctl.store.schema import Row
-from n8nctl.store.store import GLOBAL_SWITCH
 
 log = logging.getLogger("n8nctl.bridge")
 T = TypeVar("T")
 
 DISPATCH_LEASE = timedelta(seconds=60)
 MAX_DISPATCH_BACKOFF = 30.0
-SWITCH_CACHE_SECONDS = 0.1  # how stale a replica's view of the kill-switch may be
 BATCH_LIMIT = 128
 # n8n execution statuses after which no result will come; any other (running, waiting, new, unknown)
 # leaves the job to its result or its deadline. `missing`: n8n has no such execution.
@@ -85,6 +84,7 @@ class Bridge:
             secrets=settings.callback_signing_keys.live,
             transport=callback_transport,
         )
+        self.switches = SwitchView(self.store, registry)  # the kill-switch, cached (ADR 62)
         self.guards = create_guards(settings)  # replay guard and rate limit: memory, or Redis (ADR 50)
         # per-workflow dispatch limits found from n8n's latency, up to the registry's max (ADR 61)
         self.concurrency = AdaptiveConcurrency(
@@ -100,7 +100,6 @@ class Bridge:
         )
         self.wake_dispatch, self.wake_delivery = asyncio.Event(), asyncio.Event()
         self._intake: asyncio.Queue[tuple[NewJob, asyncio.Future[SubmitOutcome]]] = asyncio.Queue()
-        self._switches: tuple[float, dict[str, Row]] = (0.0, {})
         self._reconciled_at_start = False
         self.operator_socket = operator_socket
         self._operator: asyncio.Server | None = None
@@ -181,35 +180,6 @@ class Bridge:
             raise ApiError(
                 "GUARD_UNAVAILABLE", f"{exc}; retry shortly, re-signed", headers={"Retry-After": "5"}
             ) from None
-
-    async def switches(self) -> dict[str, Row]:
-        """Kill-switch state, re-read from the store at most every SWITCH_CACHE_SECONDS."""
-        read_at, cached = self._switches
-        if time.monotonic() - read_at > SWITCH_CACHE_SECONDS:
-            cached = await asyncio.to_thread(self.store.switch_states)
-            self._switches = (time.monotonic(), cached)
-        return cached
-
-    async def switch_on(self, workflow_key: str | None, *, reason: str, actor: str) -> dict[str, Any]:
-        """Turn a kill-switch on for the operator socket (None: the global one): stored as `n8nctl
-        kill` would store it, then this replica's view re-read at once, so no job it accepts after
-        this answer is for a killed workflow. Other replicas follow within SWITCH_CACHE_SECONDS."""
-        key = GLOBAL_SWITCH if workflow_key is None else workflow_key
-        if key not in self.registry.workflows and key != GLOBAL_SWITCH:
-            return {"ok": False, "error": f"no workflow {key!r} in this bridge's registry"}
-        try:
-            await asyncio.to_thread(self.store.set_switch, key, killed=True, reason=reason, actor=actor)
-            self._switches = (time.monotonic(), await asyncio.to_thread(self.store.switch_states))
-        except Exception:
-            log.exception("the operator socket could not store the kill-switch of %s", key)
-            return {"ok": False, "error": "the bridge could not store the switch"}
-        log.warning("kill-switch of %s turned on through the operator socket by %s", key, actor)
-        return {"ok": True}
-
-    async def killed(self) -> tuple[bool, set[str]]:
-        states = await self.switches()
-        killed = {key for key, row in states.items() if row["killed"]}
-        return GLOBAL_SWITCH in killed, killed - {GLOBAL_SWITCH}
 
     # -- intake: group commit -------------------------------------------------------------------------
 
@@ -305,7 +275,7 @@ class Bridge:
         expired = await asyncio.to_thread(self.store.expire_overdue)
         for job in expired:
             self.stop_execution(job)
-        _, killed = await self.killed()
+        _, killed = await self.switches.killed()
         if killed:  # jobs accepted while the switch was turning (another replica's cache): not run
             expired += await asyncio.to_thread(
                 self.store.fail_active,

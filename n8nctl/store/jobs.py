@@ -20,16 +20,17 @@ from n8nctl.store.core import (
 from n8nctl.store.prebound import PreboundInsert
 from n8nctl.store.schema import Row, audit_events, deliveries, jobs
 
-# The rows of a group commit, sent by the driver (store/prebound.py). A job_id stored by a concurrent
-# transaction between the batch's read and its insert is skipped by ON CONFLICT, and makes the batch
-# run again (PostgreSQL with several bridge processes; SQLite's writer lock makes it impossible).
+# The rows of a group commit, sent by the driver (store/prebound.py). A job_id already stored (a
+# client's retry, or a concurrent transaction of another bridge process on PostgreSQL) is skipped by
+# ON CONFLICT, and makes the batch run again, reading the stored ones first.
 JOB_INSERT = PreboundInsert(jobs, ignore_conflict_on="job_id")
 BATCH_ATTEMPTS = 5
 STORED_IDS = sa.select(jobs.c.job_id).where(jobs.c.job_id.in_(sa.bindparam("ids", expanding=True)))
 
 
 class _Raced(Exception):
-    """Another transaction stored one of the batch's job_ids after the batch read them."""
+    """One of the batch's job_ids was stored already (before the batch, or by another transaction
+    after the batch read them): the batch rolls back to run again."""
 
 
 class Jobs(StoreBase):
@@ -37,10 +38,10 @@ class Jobs(StoreBase):
         """Insert many new jobs in one transaction (group commit). Existing job_ids are returned as
         stored, so the caller decides between 200 (same request) and 409 (different request).
 
-        One read of the batch's job_ids, then one insert of the new ones in job_id order (two
-        overlapping batches lock keys in one order: no deadlock on PostgreSQL). A job stored by a
-        concurrent transaction (another bridge process) is a replay, not an error: the batch runs
-        again and finds it stored."""
+        One insert of the batch in job_id order (two overlapping batches lock keys in one order: no
+        deadlock on PostgreSQL), with no read before it. A batch with a job stored already (a retry,
+        or a concurrent transaction of another bridge process) runs again: one read of its job_ids,
+        then the insert of the new ones."""
         now = utcnow()
         fresh: dict[str, Row] = {}  # first occurrence of each job_id in the batch
         for item in batch:
@@ -57,7 +58,7 @@ class Jobs(StoreBase):
             )
         for attempt in range(1, BATCH_ATTEMPTS + 1):
             try:
-                stored = self._insert_new(fresh)
+                stored = self._insert_new(fresh, read_first=attempt > 1)
                 break
             except _Raced:
                 if attempt == BATCH_ATTEMPTS:
@@ -72,8 +73,19 @@ class Jobs(StoreBase):
                 stored[job_id] = fresh[job_id]  # a repeat later in this batch is a replay of this one
         return outcomes
 
-    def _insert_new(self, fresh: dict[str, Row]) -> dict[str, Row]:
-        """Insert the jobs of `fresh` not stored yet, with their audit rows; the stored ones."""
+    def _insert_new(self, fresh: dict[str, Row], *, read_first: bool) -> dict[str, Row]:
+        """Insert the jobs of `fresh` not stored yet, with their audit rows; the stored ones.
+
+        Without `read_first` every job is taken to be new, the common case: the insert and the
+        audit go straight to the driver, with no read before them (ADR 64); a batch with a stored
+        job rolls back (_Raced) and runs again, reading the stored ones first."""
+        if not read_first:
+            created = [fresh[job_id] for job_id in sorted(fresh)]
+            with self._driver_write() as cursor:
+                if JOB_INSERT.executemany(cursor, self._writer.dialect, created) != len(created):
+                    raise _Raced
+                AUDIT_INSERT.executemany(cursor, self._writer.dialect, _accepted(created))
+            return {}
         with self._write() as conn:
             found = conn.execute(STORED_IDS, {"ids": list(fresh)}).scalars().all()
             query = sa.select(jobs).where(jobs.c.job_id.in_(found))
@@ -82,20 +94,7 @@ class Jobs(StoreBase):
             if created:
                 if JOB_INSERT.execute(conn, created) != len(created):
                     raise _Raced  # the transaction rolls back; nothing of this batch is stored
-                AUDIT_INSERT.execute(
-                    conn,
-                    [
-                        audit_row(
-                            row,
-                            "accepted",
-                            source="bridge",
-                            actor=row["client_id"],
-                            status="pending",
-                            details={"priority": row["priority"], "timeout_seconds": row["timeout_seconds"]},
-                        )
-                        for row in created
-                    ],
-                )
+                AUDIT_INSERT.execute(conn, _accepted(created))
         return stored
 
     def get_job(self, job_id: str) -> Row | None:
@@ -155,3 +154,18 @@ class Jobs(StoreBase):
         )
         with self._read() as conn:
             return {status: count for status, count in conn.execute(query).all()}
+
+
+def _accepted(created: list[Row]) -> list[Row]:
+    """The `accepted` audit rows of newly stored jobs."""
+    return [
+        audit_row(
+            row,
+            "accepted",
+            source="bridge",
+            actor=row["client_id"],
+            status="pending",
+            details={"priority": row["priority"], "timeout_seconds": row["timeout_seconds"]},
+        )
+        for row in created
+    ]

@@ -53,9 +53,19 @@ class PreboundInsert:
     def execute(self, conn: Connection, rows: Sequence[Row]) -> int:
         """Insert `rows` (each with a value for every column) in the caller's transaction; the number
         of rows inserted (fewer than given when conflicts were ignored)."""
-        sql, processors = self._bind(conn.dialect)
+        sql, params = self._params(conn.dialect, rows)
+        return conn.exec_driver_sql(sql, params).rowcount
+
+    def executemany(self, cursor: Any, dialect: Dialect, rows: Sequence[Row]) -> int:
+        """The same on a DB-API cursor, in its transaction (StoreBase._driver_write)."""
+        sql, params = self._params(dialect, rows)
+        cursor.executemany(sql, params)
+        return int(cursor.rowcount)
+
+    def _params(self, dialect: Dialect, rows: Sequence[Row]) -> tuple[str, list[tuple[Any, ...]]]:
+        sql, processors = self._bind(dialect)
         params = [
             tuple(row[name] if process is None else process(row[name]) for name, process in processors)
             for row in rows
         ]
-        return conn.exec_driver_sql(sql, params).rowcount
+        return sql, params

@@ -203,6 +203,35 @@ def test_duplicate_job_ids_in_one_batch_make_one_row(store):
     assert len(store.list_jobs()) == 2
 
 
+def test_a_batch_with_a_stored_job_returns_it_and_stores_the_others_once(store):
+    """Intake inserts without reading first (ADR 64); a stored job in the batch makes it run again
+    reading first: the stored job comes back as it was, every new one is stored with one audit row."""
+    store.submit_batch([new_job("old", priority=2)])
+    outcomes = store.submit_batch([new_job("new-1"), new_job("old", priority=9), new_job("new-2")])
+    assert [o.created for o in outcomes] == [True, False, True]
+    assert outcomes[1].job["priority"] == 2 and store.get_job("old")["priority"] == 2
+    for job_id in ("old", "new-1", "new-2"):
+        assert [e["action"] for e in store.audit_for(job_id)] == ["accepted"]
+    assert len(store.list_jobs()) == 3
+
+
+def test_a_driver_error_in_intake_rolls_the_batch_back_as_sqlalchemys_error(store):
+    """Intake's commit runs on the driver's cursor (ADR 64): its errors still leave as SQLAlchemy's
+    (an OperationalError is a 503 STORE_UNAVAILABLE), nothing of the batch stays, and the connection
+    goes back to the pool usable."""
+    with store._write() as conn:
+        conn.exec_driver_sql("ALTER TABLE audit_events RENAME TO audit_gone")
+    with pytest.raises(sa.exc.DBAPIError) as caught:
+        store.submit_batch([new_job("a")])  # the job row is inserted, then its audit row fails
+    assert isinstance(caught.value.orig, store._writer.dialect.loaded_dbapi.Error)
+    if store.url.startswith("sqlite"):
+        assert isinstance(caught.value, sa.exc.OperationalError)
+    with store._write() as conn:
+        conn.exec_driver_sql("ALTER TABLE audit_gone RENAME TO audit_events")
+    assert store.get_job("a") is None
+    assert [o.created for o in store.submit_batch([new_job("a")])] == [True]
+
+
 def test_times_come_back_aware_utc(store):
     store.submit_batch([new_job("a")])
     accepted = store.get_job("a")["accepted_at"]
