@@ -11,7 +11,10 @@ max_concurrency --maximum), then:
    BRIDGE_DISPATCH_START_LIMIT=1, then =max), until FlowBiz's receiver has every callback
    (signatures verified). Drain jobs/s = jobs / (first submit -> last callback); its ratio to the
    best direct rate of the whole run (goal >= 0.95x) and to the two direct runs around it; jobs
-   failed or lost (goal 0); the limit's trajectory (from /metrics) and when it settled.
+   failed or lost (goal 0); the limit's trajectory (from /metrics) and when it settled; the CPU
+   per job of the bridge, n8n and this benchmark (also in every direct run).
+   With --replicas (the default): the same burst through one bridge, then two replicas, on a
+   PostgreSQL (fsync on) and a Redis of their own, each between two direct runs.
 3. back-off (--backoff-seconds): a backlog through the bridge; in its middle third n8n is held to
    --throttle-cores CPUs (cgroup CPU quota: n8n slows down, the bridge does not), then released:
    the limit and the completion rate before, during and after. With --queue, the same on a second
@@ -19,7 +22,7 @@ max_concurrency --maximum), then:
 4. end-to-end overhead (bench/e2e_latency.py): one job at a time, submit -> verified callback
    minus the execution time n8n reports, against the same measured straight at n8n.
 
-    .venv/bin/python bench/drain.py [--jobs 300] [--queue] [--json bench/results/drain.json]
+    .venv/bin/python bench/drain.py [--jobs 300] [--no-replicas] [--queue] [--json bench/results/drain.json]
 
 Prints a table and writes JSON. Needs root for the CPU quota (--backoff-seconds 0 skips it).
 """
