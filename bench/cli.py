@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,8 @@ def hyperfine(
     commands: dict[str, str], *, runs: int, env: dict[str, str], cwd: Path
 ) -> dict[str, list[float]]:
     """Wall-clock seconds of each run of each command (hyperfine, 2 warm-up runs, no shell)."""
+    if not shutil.which("hyperfine"):
+        raise SystemExit("hyperfine is not installed: apt-get install hyperfine")
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         subprocess.run(
             ["hyperfine", "-N", "-w", "2", "-r", str(runs), "-i", "--export-json", out.name,
