@@ -14,11 +14,13 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -32,10 +34,12 @@ from n8nctl.bridge.checks import (
     read_body,
     read_client_request,
     user_id,
+    validation_detail,
     verify_signed,
 )
 from n8nctl.bridge.errors import ApiError
 from n8nctl.bridge.models import (
+    CallbackState,
     CancelRequest,
     ErrorBody,
     JobRequest,
@@ -44,7 +48,6 @@ from n8nctl.bridge.models import (
     N8nResult,
 )
 from n8nctl.bridge.parsing import parse_json, sized
-from n8nctl.bridge.responses import error_handlers, job_response
 from n8nctl.bridge.service import Bridge
 from n8nctl.contract import request_hash
 from n8nctl.registry import Registry
@@ -121,7 +124,7 @@ def create_app(
         finally:
             await bridge.stop()
 
-    handlers = error_handlers(bridge)
+    handlers = _error_handlers(bridge)
     # No /docs or /redoc: they load scripts from public CDNs. /openapi.json is the contract.
     app = BridgeApi(
         title="n8nctl bridge",
@@ -151,7 +154,7 @@ def create_app(
         except ApiError:
             stored = await asyncio.to_thread(bridge.store.get_job, job.job_id)
             if stored and stored["client_id"] == job.client_id and stored["request_hash"] == fingerprint:
-                return job_response(stored, registry, 200)  # a retry of an accepted job stays accepted
+                return _job_response(stored, registry, 200)  # a retry of an accepted job stays accepted
             raise
         now = datetime.now(UTC)
         row = {
@@ -173,9 +176,9 @@ def create_app(
         bridge.metrics.intake_seconds.observe(time.perf_counter() - started)
         if outcome.created:
             bridge.metrics.accepted.labels(job.workflow_key).inc()
-            return job_response(outcome.job, registry, 202)
+            return _job_response(outcome.job, registry, 202)
         if outcome.job["client_id"] == job.client_id and outcome.job["request_hash"] == fingerprint:
-            return job_response(outcome.job, registry, 200)
+            return _job_response(outcome.job, registry, 200)
         raise ApiError(
             "IDEMPOTENCY_CONFLICT", f"job_id {job.job_id} was already used for a different request"
         )
@@ -188,7 +191,7 @@ def create_app(
     async def get_job(job_id: str, request: Request) -> Response:
         """A job's full state, for its own client (signed GET: empty body, X-Client-Id)."""
         signed = await read_client_request(bridge, request, has_body=False)
-        return job_response(await own_job(bridge, signed.client_id, job_id), registry, 200, full=True)
+        return _job_response(await own_job(bridge, signed.client_id, job_id), registry, 200, full=True)
 
     @app.get("/v1/jobs/{job_id}/status", response_model=JobView, responses={**SIGNED, **_errors(404, 429)})
     async def get_job_status(job_id: str, request: Request) -> Response:
@@ -221,7 +224,7 @@ def create_app(
         bridge.stop_execution(job)
         stored = await asyncio.to_thread(bridge.store.get_job, job_id)
         assert stored is not None
-        return job_response(stored, registry, 200, full=True)
+        return _job_response(stored, registry, 200, full=True)
 
     @app.post(
         "/v1/callbacks/n8n",
@@ -313,3 +316,106 @@ def _age(job: Row) -> float:
     """Seconds from a job's acceptance to its completion (or to now)."""
     end = job.get("completed_at") or datetime.now(UTC)
     return float((end - job["accepted_at"]).total_seconds())
+
+
+_MESSAGES = {
+    "pending": "accepted; waiting for n8n",
+    "running": "running in n8n",
+    "success": "completed",
+    "cancelled": "cancelled",
+}
+
+
+def _job_response(job: Row, registry: Registry, status_code: int, *, full: bool = False) -> Response:
+    entry = registry.workflows.get(job["workflow_key"])
+    estimate = job["completed_at"] or (
+        job["accepted_at"] + timedelta(seconds=entry.expected_duration_seconds) if entry else None
+    )
+    failed = job["status"] == "failed"
+    message = (job["error_message"] or job["error_code"] or "failed") if failed else _MESSAGES[job["status"]]
+    base = {
+        "job_id": job["job_id"],
+        "status": job["status"],
+        "message": message,
+        "accepted_at": job["accepted_at"],
+        "estimated_completion": estimate,
+    }
+    model: BaseModel = JobResponse.model_construct(**base)  # the store's values: nothing to validate
+    if full:
+        delivery = job.get("delivery")
+        callback = (
+            CallbackState(
+                state=delivery["state"],
+                webhook_id=delivery["message_id"],
+                attempts=delivery["attempts"],
+                last_status_code=delivery["last_status_code"],
+                last_error=delivery["last_error"],
+                next_attempt_at=delivery["next_attempt_at"] if delivery["state"] == "pending" else None,
+                delivered_at=delivery["delivered_at"],
+            )
+            if delivery
+            else None
+        )
+        model = JobView(
+            **base,
+            callback=callback,
+            **{
+                k: job[k]
+                for k in (
+                    "client_id",
+                    "workflow_key",
+                    "priority",
+                    "timeout_seconds",
+                    "deadline_at",
+                    "started_at",
+                    "completed_at",
+                    "execution_id",
+                    "error_code",
+                    "error_message",
+                    "outputs",
+                )
+            },
+        )
+    return Response(model.model_dump_json(), status_code=status_code, media_type="application/json")
+
+
+def _error_handlers(bridge: Bridge) -> dict[Any, Any]:
+    """Every failure leaves as an ApiError body, and is counted by error_code (both apps use these)."""
+
+    def answer(error: ApiError) -> JSONResponse:
+        bridge.metrics.rejected.labels(error.error_code).inc()
+        return error.response()
+
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return answer(exc)
+
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = validation_detail(exc.errors())
+        return answer(ApiError("VALIDATION_ERROR", "request does not match the contract", detail=detail))
+
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 405:
+            return answer(ApiError("METHOD_NOT_ALLOWED", "method not allowed on this path"))
+        return answer(ApiError("NOT_FOUND", "no such endpoint"))
+
+    async def store_error(_: Request, exc: OperationalError) -> JSONResponse:
+        log.error("job store error: %s", type(exc.orig).__name__)
+        return answer(
+            ApiError(
+                "STORE_UNAVAILABLE",
+                "the job store is unavailable; retry shortly",
+                headers={"Retry-After": "5"},
+            )
+        )
+
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return answer(ApiError("INTERNAL_ERROR", "unexpected error; it is logged on the bridge"))
+
+    return {
+        ApiError: api_error,
+        RequestValidationError: validation_error,
+        HTTPException: http_error,
+        OperationalError: store_error,
+        Exception: unexpected,
+    }

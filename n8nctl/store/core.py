@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -119,15 +119,19 @@ class StoreBase:
         dialect = self._writer.dialect
         error = dialect.loaded_dbapi.Error
         try:
-            # closed: back to the pool, which rolls back what is left open (its reset on return)
-            with closing(self._writer.raw_connection()) as raw:
-                cursor = raw.cursor()
-                if dialect.name == "sqlite":
-                    cursor.execute("BEGIN IMMEDIATE")
-                yield cursor
-                raw.commit()
+            raw = self._writer.raw_connection()
         except error as exc:
             raise sa.exc.DBAPIError.instance(None, None, exc, error) from None
+        try:
+            cursor = raw.cursor()
+            if dialect.name == "sqlite":
+                cursor.execute("BEGIN IMMEDIATE")
+            yield cursor
+            raw.commit()
+        except error as exc:
+            raise sa.exc.DBAPIError.instance(None, None, exc, error) from None
+        finally:
+            raw.close()  # back to the pool, which rolls back what is left open (its reset on return)
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
